@@ -1,0 +1,209 @@
+"""The command line: ``tracekit HOST`` is short for ``tracekit trace HOST``.
+
+Only click is imported at start-up, so ``--help`` and ``--version`` stay fast; tracing code
+(and scapy) is imported by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracekit.errors import EXIT_BAD_INPUT, EXIT_NOT_REACHED, EXIT_REACHED, TracekitError
+
+EXIT_INTERRUPTED = 130
+
+
+class DefaultGroup(click.Group):
+    """A group that runs its default command when the first argument names no command."""
+
+    def __init__(self, *args: Any, default: str, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", {})["ignore_unknown_options"] = True
+        super().__init__(*args, **kwargs)
+        self.default = default
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands:
+            args = [self.default, *args]
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_paragraph()
+        formatter.write_text(
+            f"Without a command, the arguments go to '{self.default}': "
+            f"tracekit HOST is short for tracekit {self.default} HOST."
+        )
+        super().format_commands(ctx, formatter)
+
+
+def _parse_wait(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    """``MAX[,HERE[,NEAR]]`` as in ``traceroute -w``."""
+    from tracekit.engine import Wait
+
+    default = Wait()
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not MAX[,HERE[,NEAR]]") from None
+    if not 1 <= len(numbers) <= 3 or numbers[0] <= 0 or any(n < 0 for n in numbers):
+        raise click.BadParameter(f"{value!r}: MAX must be > 0, HERE and NEAR >= 0")
+    here = numbers[1] if len(numbers) > 1 else default.here
+    near = numbers[2] if len(numbers) > 2 else default.near
+    return Wait(max=numbers[0], here=here, near=near)
+
+
+def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a trace, shared by ``trace`` and ``demo``."""
+    options = [
+        click.option("--probe", "probe", default="icmp", show_default=True, metavar="NAME",
+                     help="Probe method (see 'tracekit plugins')."),
+        click.option("-q", "--queries", type=click.IntRange(1, 10), default=3,
+                     show_default=True, help="Probes per hop."),
+        click.option("-f", "--first-ttl", type=click.IntRange(1, 255), default=1,
+                     show_default=True, help="TTL of the first hop to probe."),
+        click.option("-m", "--max-ttl", type=click.IntRange(1, 255), default=30,
+                     show_default=True, help="Largest TTL to probe."),
+        click.option("-w", "--wait", callback=_parse_wait, default="5,3,10", show_default=True,
+                     metavar="MAX[,HERE[,NEAR]]",
+                     help="Wait at most MAX seconds for an answer, but no more than HERE "
+                     "times the round trip of an answer at the same hop, or NEAR times "
+                     "that of a later hop."),
+        click.option("-N", "--sim-queries", type=click.IntRange(1, 255), default=16,
+                     show_default=True, help="Probes in flight at once."),
+        click.option("-z", "--send-interval", type=click.FloatRange(0, 10), default=0.0,
+                     metavar="SECONDS", help="Least time between probes."),
+        click.option("-n", "--numeric", is_flag=True, help="Show addresses only; no names."),
+        click.option("-4", "ip_version", flag_value=4, help="Use IPv4."),
+        click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
+        click.option("-i", "--interface", metavar="NAME", help="Send from this interface."),
+        click.option("--format", "stdout_format", default="text", show_default=True,
+                     metavar="NAME", help="Format on standard output ('none' for nothing)."),
+        click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
+                     metavar="FILE", help="Also write to FILE, in the format its suffix "
+                     "names (.json, .txt); may be repeated."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(cls=DefaultGroup, default="trace")
+@click.version_option(package_name="tracekit", prog_name="tracekit")
+def cli() -> None:
+    """tracekit: a plugin-based, multi-protocol traceroute.
+
+    Exit codes: 0 destination reached, 1 not reached, 2 bad input,
+    3 cannot probe (privilege, route, interface), 130 interrupted.
+    """
+
+
+@cli.command()
+@click.argument("host")
+@trace_options
+def trace(host: str, **options: Any) -> int:
+    """Trace the route to HOST (a name or an IPv4/IPv6 address)."""
+    from tracekit.engine import Schedule
+    from tracekit.plugins import get_plugin_manager
+    from tracekit.run import TraceRequest, run_trace
+
+    if options["first_ttl"] > options["max_ttl"]:
+        raise click.BadParameter("must not exceed --max-ttl", param_hint="'-f/--first-ttl'")
+    schedule = Schedule(
+        first_ttl=options["first_ttl"],
+        max_ttl=options["max_ttl"],
+        queries=options["queries"],
+        wait=options["wait"],
+        window=options["sim_queries"],
+        send_interval=options["send_interval"],
+    )
+    stdout_format = options["stdout_format"]
+    request = TraceRequest(
+        target=host,
+        probe=options["probe"],
+        ip_version=options["ip_version"],
+        schedule=schedule,
+        numeric=options["numeric"],
+        interface=options["interface"],
+        stdout_format=None if stdout_format == "none" else stdout_format,
+        out_paths=[Path(p) for p in options["out_paths"]],
+    )
+    trace = run_trace(get_plugin_manager(), request)
+    return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")  # fmt: skip
+def plugins(fmt: str) -> int:
+    """List the installed plugins: distribution, version, hooks, what they provide."""
+    from tracekit.plugins import describe_plugins, get_plugin_manager
+
+    described = describe_plugins(get_plugin_manager())
+    if fmt == "json":
+        click.echo(json.dumps(described, indent=2))
+        return 0
+    for plugin in described:
+        dist = f"{plugin['distribution']} {plugin['version']}" if plugin["distribution"] else "-"
+        click.echo(f"{plugin['name']}  ({dist})")
+        for kind in ("probes", "outputs"):
+            for name in plugin[kind]:
+                click.echo(f"    {kind[:-1]}: {name}")
+        click.echo(f"    hooks: {', '.join(plugin['hooks'])}")
+    return 0
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option(
+    "--routers",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Routers between client and server.",
+)
+@click.option("--silent", type=click.IntRange(0, 20), default=2, show_default=True,
+              help="Which router drops its ICMP errors (0: none).")  # fmt: skip
+@click.pass_context
+def demo(ctx: click.Context, routers: int, silent: int) -> int:
+    """Trace a throwaway network of namespaces on this machine (needs root, no internet).
+
+    Builds a client, a chain of routers (one of them silent) and a server, runs an ordinary
+    'tracekit trace' from the client to the server with the other options given (any option
+    of 'tracekit trace'), and removes the network again.
+    """
+    from tracekit.demo import run_demo
+
+    if silent > routers:
+        raise click.BadParameter(f"there are only {routers} routers", param_hint="'--silent'")
+    code: int = run_demo(routers=routers, silent=silent, trace_args=[*ctx.args])
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="tracekit", standalone_mode=False)
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        _fail(f"{exc.format_message()}{hint}", EXIT_BAD_INPUT)
+    except TracekitError as exc:
+        _fail(str(exc), exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. '| head'): nothing left to say
+        sys.exit(EXIT_NOT_REACHED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"tracekit: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,44 @@
+"""``tracekit demo``: trace a throwaway network of namespaces, then remove it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from tracekit.errors import CannotProbe
+from tracekit.testing.netlab import Lab, LabError
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_demo(routers: int, silent: int, trace_args: list[str]) -> int:
+    """Build the demo network, trace the server from the client, tear it all down."""
+    signal.signal(signal.SIGTERM, _terminate)
+    lab = Lab(routers=routers, silent=[silent] if silent else [], ratelimit=None)
+    try:
+        lab.build()
+    except LabError as exc:
+        lab.close()
+        raise CannotProbe(f"cannot build the demo network: {exc}") from None
+    try:
+        print(_describe(lab), file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", "tracekit", "trace", lab.name("server"), *trace_args]
+        process = subprocess.Popen(lab.command("client", command))
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return process.wait()  # the trace saw Ctrl-C too; let it finish its output
+    finally:
+        lab.close()
+
+
+def _describe(lab: Lab) -> str:
+    hops = []
+    for node in [*lab.router_names, "server"]:
+        silent = node.startswith("r") and int(node[1:]) in tuple(lab.silent)
+        hops.append(f"{node} {lab.address(node)}" + (" (silent)" if silent else ""))
+    return "demo network: client " + lab.address("client") + " -> " + " -> ".join(hops)

@@ -1,0 +1,105 @@
+"""The hooks of tracekit: the public API for plugins.
+
+Each hook is called by name with keyword arguments; an implementation asks only for the
+arguments it needs. Implement one with :data:`tracekit.hookimpl`::
+
+    from tracekit import hookimpl
+
+    @hookimpl
+    def tracekit_hop_completed(trace, hop):
+        ...
+
+Argument names are part of the API: they are never renamed or removed, only added.
+``HOOKSPEC_VERSION`` rises when a hook or an argument is added.
+
+A trace calls the hooks in this order::
+
+    tracekit_register_probes / tracekit_register_outputs   (once, to choose the plugins)
+    tracekit_trace_started
+        tracekit_probe_answered       (for every answer, as it arrives)
+        tracekit_enrich_hop           (once per hop, when it is complete)
+        tracekit_hop_completed        (then, once per hop, in TTL order)
+    tracekit_trace_finished
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import pluggy
+
+from tracekit.model import Hop, ProbeResult, Trace
+from tracekit.output import Output, OutputTarget
+from tracekit.probe import ProbeContext, ProbeMethod
+
+#: The ``register`` callback of :func:`tracekit_register_probes`:
+#: ``register(name, factory, description)``.
+RegisterProbe = Callable[[str, Callable[[ProbeContext], ProbeMethod], str], None]
+#: The ``register`` callback of :func:`tracekit_register_outputs`:
+#: ``register(name, factory, description, suffixes)``.
+RegisterOutput = Callable[[str, Callable[[OutputTarget], Output], str, Iterable[str]], None]
+
+#: Version of this hook API.
+HOOKSPEC_VERSION = 1
+
+hookspec = pluggy.HookspecMarker("tracekit")
+
+
+@hookspec
+def tracekit_register_probes(register: RegisterProbe) -> None:
+    """Register probe methods.
+
+    Call ``register(name, factory, description)`` once per method. ``name`` is what users
+    pass to ``--probe``. ``factory(context)`` gets a :class:`tracekit.probe.ProbeContext`
+    and returns a :class:`tracekit.probe.ProbeMethod`; it is called once per trace, so it may
+    import heavy modules lazily. ``description`` is one line for ``tracekit plugins``.
+    """
+
+
+@hookspec
+def tracekit_register_outputs(register: RegisterOutput) -> None:
+    """Register output formats.
+
+    Call ``register(name, factory, description, suffixes)`` once per format. ``name`` is what
+    users pass to ``--format``; ``suffixes`` (like ``[".json"]``) choose the format for
+    ``--out FILE``. ``factory(target)`` gets a :class:`tracekit.output.OutputTarget` and
+    returns a :class:`tracekit.output.Output`.
+    """
+
+
+@hookspec
+def tracekit_trace_started(trace: Trace) -> None:
+    """A trace is about to send its first probe.
+
+    ``trace`` has its target, address, source, probe and ``started`` set; ``hops`` is empty.
+    """
+
+
+@hookspec
+def tracekit_probe_answered(trace: Trace, ttl: int, result: ProbeResult) -> None:
+    """A probe sent with ``ttl`` was answered (``result.address`` is set).
+
+    Called as answers arrive, in any order, from the probing loop: return quickly. Use it to
+    start slow work early (a name lookup) that :func:`tracekit_enrich_hop` later collects.
+    """
+
+
+@hookspec
+def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
+    """Annotate a complete hop before any output sees it.
+
+    Set ``hop.hosts[address].name`` or add JSON-serialisable values to
+    ``hop.hosts[address].annotations``. Called once per hop, in TTL order; do not block for
+    long.
+    """
+
+
+@hookspec
+def tracekit_hop_completed(trace: Trace, hop: Hop) -> None:
+    """``hop`` and all hops before it are complete and enriched; it is the last in
+    ``trace.hops``."""
+
+
+@hookspec
+def tracekit_trace_finished(trace: Trace) -> None:
+    """The trace is over; ``reached``, ``end`` and ``finished`` are set."""

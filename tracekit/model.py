@@ -1,0 +1,93 @@
+"""The data model of a trace: plain dataclasses shared by the engine, enrichers and outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class ProbeResult:
+    """What became of one probe.
+
+    A lost probe has every field ``None``.
+    """
+
+    #: Address of the host that answered, or ``None`` if nothing answered.
+    address: str | None = None
+    #: Round-trip time in milliseconds.
+    rtt_ms: float | None = None
+    #: What the answer was, e.g. ``"time-exceeded"``, ``"echo-reply"``, ``"host-unreachable"``.
+    reply: str | None = None
+    #: The IP TTL (IPv6 hop limit) the answer arrived with.
+    reply_ttl: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.address is not None
+
+
+@dataclass
+class Host:
+    """One address seen at a hop, with what enrichers found out about it."""
+
+    address: str
+    #: Reverse DNS name, if known.
+    name: str | None = None
+    #: Further annotations by enrichment plugins (JSON-serialisable values).
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hop:
+    """All probes sent with one TTL."""
+
+    ttl: int
+    probes: list[ProbeResult] = field(default_factory=list)
+    #: Every address that answered at this hop, in order of first answer.
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    @property
+    def silent(self) -> bool:
+        """True when no probe of this hop was answered."""
+        return not any(p.answered for p in self.probes)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Distinct answering addresses, in order of first answer."""
+        return list(self.hosts)
+
+
+@dataclass
+class ProbeInfo:
+    """The probe method of a trace and its parameters (as shown in the JSON ``probe``)."""
+
+    method: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Trace:
+    """A whole trace; hops are appended in TTL order as they complete."""
+
+    #: The target as the user gave it.
+    target: str
+    #: The resolved destination address.
+    address: str
+    #: 4 or 6.
+    ip_version: int
+    probe: ProbeInfo
+    #: Our own source address.
+    source: str | None = None
+    first_ttl: int = 1
+    max_ttl: int = 30
+    queries: int = 3
+    started: datetime | None = None
+    finished: datetime | None = None
+    #: True once the destination itself answered.
+    reached: bool = False
+    #: Why the trace ended: ``"reached"``, ``"unreachable"`` (an error other than
+    #: time-exceeded ended it), ``"max-ttl"`` or ``"interrupted"``.
+    end: str | None = None
+    hops: list[Hop] = field(default_factory=list)

@@ -1,0 +1,69 @@
+"""Classic traceroute text, one line per hop, printed as soon as the hop is complete::
+
+tracekit to server.example (10.0.4.2), 30 hops max, icmp probes
+ 1  r1.example (10.0.1.2)  0.081 ms  0.032 ms  0.029 ms
+ 2  * * *
+ 3  10.0.3.2 (10.0.3.2)  0.110 ms !H  0.049 ms !H  0.045 ms !H
+"""
+
+from __future__ import annotations
+
+from tracekit import hookimpl
+from tracekit.hookspecs import RegisterOutput
+from tracekit.model import Hop, Trace
+from tracekit.output import Output
+from tracekit.replies import marker
+from tracekit.sanitize import printable
+
+
+def header(trace: Trace) -> str:
+    """The first line: what is traced, and how."""
+    return (
+        f"tracekit to {printable(trace.target)} ({trace.address}), "
+        f"{trace.max_ttl} hops max, {trace.probe.method} probes"
+    )
+
+
+def hop_line(hop: Hop, numeric: bool = False) -> str:
+    """One hop as ``traceroute`` prints it; the host is repeated when it changes."""
+    parts = [f"{hop.ttl:2d} "]
+    shown: str | None = None
+    for probe in hop.probes:
+        if probe.address is None:
+            parts.append(" *")
+            continue
+        if probe.address != shown:
+            shown = probe.address
+            if numeric:
+                parts.append(f" {shown}")
+            else:
+                name = hop.hosts[shown].name if shown in hop.hosts else None
+                parts.append(f" {printable(name or shown)} ({shown})")
+        parts.append(f"  {probe.rtt_ms:.3f} ms")
+        mark = marker(probe.reply)
+        if mark:
+            parts.append(f" {mark}")
+    return "".join(parts)
+
+
+class TextOutput(Output):
+    """Streams the trace in the familiar ``traceroute`` layout."""
+
+    def start(self, trace: Trace) -> None:
+        self._write(header(trace))
+
+    def hop(self, trace: Trace, hop: Hop) -> None:
+        self._write(hop_line(hop, self.target.numeric))
+
+    def finish(self, trace: Trace) -> None:
+        if trace.end == "interrupted":
+            self._write("(interrupted)")
+
+    def _write(self, line: str) -> None:
+        self.target.stream.write(line + "\n")
+        self.target.stream.flush()
+
+
+@hookimpl
+def tracekit_register_outputs(register: RegisterOutput) -> None:
+    register("text", TextOutput, "traceroute-style text, streamed hop by hop", [".txt"])

@@ -1,0 +1,178 @@
+"""The plugin manager: loads plugins from the ``tracekit`` entry-point group.
+
+Built-in plugins are entry points of the ``tracekit`` distribution itself, found exactly as
+third-party ones are. A plugin that fails to load is reported in one line and skipped.
+``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the built-ins.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from tracekit import hookspecs
+from tracekit.errors import BadInput
+
+ENTRY_POINT_GROUP = "tracekit"
+DISABLE_AUTOLOAD = "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_DISTRIBUTION = "tracekit"
+
+
+def _warn(message: str) -> None:
+    print(f"tracekit: warning: {message}", file=sys.stderr)
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, remembering which distribution each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(ENTRY_POINT_GROUP)
+        self.add_hookspecs(hookspecs)
+        #: plugin name -> (distribution name, version)
+        self.distributions: dict[str, tuple[str, str]] = {}
+
+
+def get_plugin_manager(autoload: bool | None = None) -> PluginManager:
+    """A new plugin manager with the installed plugins loaded.
+
+    ``autoload=False`` (or ``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1``) loads only the built-ins.
+    """
+    if autoload is None:
+        autoload = not os.environ.get(DISABLE_AUTOLOAD)
+    pm = PluginManager()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.has_plugin(ep.name) or not (autoload or _is_builtin(ep)):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not break tracekit
+            _warn(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
+            continue
+        if ep.dist is not None:
+            pm.distributions[ep.name] = (ep.dist.name, ep.dist.version)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        _warn(str(exc))
+    return pm
+
+
+@dataclass(frozen=True)
+class ProbeEntry:
+    """A registered probe method."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    plugin: str
+
+
+@dataclass(frozen=True)
+class OutputEntry:
+    """A registered output format."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    suffixes: tuple[str, ...]
+    plugin: str
+
+
+@dataclass
+class Registry:
+    """The probe methods and output formats that the loaded plugins offer."""
+
+    probes: dict[str, ProbeEntry] = field(default_factory=dict)
+    outputs: dict[str, OutputEntry] = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, pm: pluggy.PluginManager) -> Registry:
+        """Ask every plugin what it offers, remembering which plugin offered what."""
+        registry = cls()
+        for impl in pm.hook.tracekit_register_probes.get_hookimpls():
+            _call(impl, functools.partial(registry._add_probe, impl.plugin_name))
+        for impl in pm.hook.tracekit_register_outputs.get_hookimpls():
+            _call(impl, functools.partial(registry._add_output, impl.plugin_name))
+        return registry
+
+    def _add_probe(
+        self, plugin: str, name: str, factory: Callable[..., Any], description: str = ""
+    ) -> None:
+        self.probes.setdefault(name, ProbeEntry(name, factory, description, plugin))
+
+    def _add_output(
+        self,
+        plugin: str,
+        name: str,
+        factory: Callable[..., Any],
+        description: str = "",
+        suffixes: Iterable[str] = (),
+    ) -> None:
+        entry = OutputEntry(name, factory, description, tuple(suffixes), plugin)
+        self.outputs.setdefault(name, entry)
+
+    def probe(self, name: str) -> ProbeEntry:
+        """The probe method called ``name``, or a one-line error listing the choices."""
+        try:
+            return self.probes[name]
+        except KeyError:
+            raise BadInput(_unknown("probe", name, self.probes)) from None
+
+    def output(self, name: str) -> OutputEntry:
+        """The output format called ``name``, or a one-line error listing the choices."""
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise BadInput(_unknown("format", name, self.outputs)) from None
+
+    def output_for_path(self, path: str) -> OutputEntry:
+        """The output format whose suffix ``path`` ends with."""
+        lowered = path.lower()
+        for entry in self.outputs.values():
+            if any(lowered.endswith(s.lower()) for s in entry.suffixes):
+                return entry
+        known = sorted(s for e in self.outputs.values() for s in e.suffixes)
+        raise BadInput(f"no output format for {path!r}: use one of the suffixes {', '.join(known)}")
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    return f"unknown {kind} {name!r}; available: {', '.join(sorted(known))}"
+
+
+def _call(impl: pluggy.HookImpl, register: Callable[..., None]) -> None:
+    try:
+        impl.function(**{arg: register for arg in impl.argnames})
+    except Exception as exc:
+        _warn(f"plugin {impl.plugin_name!r} failed in {impl.function.__name__}: {exc}")
+
+
+def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:
+    """Each loaded plugin: name, distribution, version, hooks, and what it provides."""
+    registry = Registry.collect(pm)
+    described = []
+    for name, plugin in sorted(pm.list_name_plugin()):
+        dist, version = pm.distributions.get(name, (None, None))
+        callers = pm.get_hookcallers(plugin) or []
+        described.append(
+            {
+                "name": name,
+                "distribution": dist,
+                "version": version,
+                "hooks": sorted(caller.name for caller in callers),
+                "probes": sorted(p.name for p in registry.probes.values() if p.plugin == name),
+                "outputs": sorted(o.name for o in registry.outputs.values() if o.plugin == name),
+            }
+        )
+    return described

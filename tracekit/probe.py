@@ -1,0 +1,113 @@
+"""The interface between the engine and a probe method (the objects probe plugins provide).
+
+A probe plugin registers a factory through the ``tracekit_register_probes`` hook. The engine
+calls the factory once per trace with a :class:`ProbeContext`, then talks to the returned
+:class:`ProbeMethod` directly: :meth:`~ProbeMethod.build` for every probe sent and
+:meth:`~ProbeMethod.match` for every packet received. These two are plain method calls, not
+hook calls, because they sit on the per-packet path.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+
+class Outcome(enum.Enum):
+    """What a reply means for the trace."""
+
+    #: A router on the way answered (ICMP time exceeded): go on.
+    HOP = "hop"
+    #: The destination itself answered: the trace ends here, reached.
+    REACHED = "reached"
+    #: An error other than time exceeded (e.g. host unreachable): the trace ends here,
+    #: not reached.
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe method needs to know to build probes for one trace."""
+
+    #: 4 or 6.
+    ip_version: int
+    #: Our source address for this destination.
+    source: str
+    #: The destination address.
+    destination: str
+    #: Method-specific options from the command line (e.g. ``{"port": 443}``); a method
+    #: ignores the ones it does not know.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One packet the engine received while a trace was running."""
+
+    #: The whole packet, starting with its IPv4 or IPv6 header.
+    data: bytes
+    #: 4 or 6.
+    ip_version: int
+    #: Address the packet came from.
+    address: str
+    #: Arrival time (seconds since the epoch, from the kernel's timestamp where available).
+    time: float
+    #: IP TTL / IPv6 hop limit the packet arrived with.
+    ttl: int | None = None
+
+    @cached_property
+    def packet(self) -> Any:
+        """The packet parsed by scapy (an ``IP`` or ``IPv6`` layer), parsed on first use."""
+        if self.ip_version == 4:
+            from scapy.layers.inet import IP
+
+            return IP(self.data)
+        from scapy.layers.inet6 import IPv6
+
+        return IPv6(self.data)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A received packet recognised as the answer to one of our probes."""
+
+    #: The sequence number the engine gave the probe when it asked for it to be built.
+    seq: int
+    #: What the answer was, e.g. ``"time-exceeded"``, ``"echo-reply"``, ``"admin-prohibited"``.
+    reply: str
+    outcome: Outcome
+
+
+class ProbeMethod(ABC):
+    """Builds the probes of one trace and recognises their answers.
+
+    A method chooses an identity for its trace when it is created (an ICMP identifier, a
+    source port...) and must match only packets that carry it, so that two traces running at
+    the same time, or unrelated traffic, are never mistaken for its answers.
+    """
+
+    #: IP protocol numbers, besides ICMP/ICMPv6, whose incoming packets :meth:`match` must
+    #: see (for example ``(6,)`` for a method that expects TCP answers).
+    extra_protocols: tuple[int, ...] = ()
+
+    @abstractmethod
+    def parameters(self) -> dict[str, Any]:
+        """The parameters of this method for reports (JSON ``probe``), e.g. ``{"port": 80}``."""
+
+    @abstractmethod
+    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+        """Return the whole probe packet, IP header included, for ``ttl``.
+
+        ``attempt`` counts probes at one TTL from 0. ``seq`` is a number in ``0..65535``,
+        unique among this trace's probes, which :meth:`match` must recover from the answer.
+        """
+
+    @abstractmethod
+    def match(self, received: Received) -> Match | None:
+        """Recognise ``received`` as the answer to one of this trace's probes, else ``None``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook for methods that hold resources
+        """Release anything the method holds (reserved ports, sockets)."""

@@ -1,0 +1,128 @@
+"""One trace from start to end: resolve, open sockets, probe, enrich, and feed the outputs.
+
+Data flows one way: request -> engine -> probe method -> answers -> hops -> enrichment
+(hooks) -> outputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from tracekit.engine import Engine, Schedule
+from tracekit.errors import BadInput
+from tracekit.model import Hop, ProbeInfo, ProbeResult, Trace
+from tracekit.output import Output, OutputTarget
+from tracekit.plugins import PluginManager, Registry
+from tracekit.probe import Outcome, ProbeContext
+from tracekit.resolve import resolve, source_for
+from tracekit.sockets import RawTransport
+
+_END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
+
+
+@dataclass
+class TraceRequest:
+    """Everything the user asked for."""
+
+    target: str
+    probe: str = "icmp"
+    ip_version: int | None = None
+    schedule: Schedule = field(default_factory=Schedule)
+    numeric: bool = False
+    interface: str | None = None
+    #: Method-specific options (see :class:`tracekit.probe.ProbeContext`).
+    probe_options: dict[str, Any] = field(default_factory=dict)
+    #: The format written to standard output, or ``None`` for nothing.
+    stdout_format: str | None = "text"
+    #: Files to write; the format is chosen by each file's suffix.
+    out_paths: list[Path] = field(default_factory=list)
+
+
+def _open_outputs(
+    request: TraceRequest, registry: Registry, stack: ExitStack, stdout: TextIO
+) -> list[Output]:
+    chosen: list[tuple[Any, TextIO, Path | None]] = []
+    if request.stdout_format:
+        chosen.append((registry.output(request.stdout_format), stdout, None))
+    entries = [(registry.output_for_path(str(path)), path) for path in request.out_paths]
+    for entry, path in entries:
+        try:
+            stream = stack.enter_context(path.open("w", encoding="utf-8"))
+        except OSError as exc:
+            raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
+        chosen.append((entry, stream, path))
+    return [
+        entry.factory(OutputTarget(stream=stream, path=path, numeric=request.numeric))
+        for entry, stream, path in chosen
+    ]
+
+
+def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.stdout) -> Trace:
+    """Run the trace ``request`` describes and return it; outputs are written as it goes."""
+    registry = Registry.collect(pm)
+    probe_entry = registry.probe(request.probe)
+    for path in request.out_paths:  # fail on a bad suffix before sending anything
+        registry.output_for_path(str(path))
+    if request.stdout_format:
+        registry.output(request.stdout_format)
+    if request.numeric and pm.has_plugin("rdns"):
+        pm.set_blocked("rdns")
+
+    address, ip_version = resolve(request.target, request.ip_version)
+    source = source_for(address, ip_version, request.interface)
+    context = ProbeContext(ip_version, source, address, dict(request.probe_options))
+
+    with ExitStack() as stack:
+        method = probe_entry.factory(context)
+        stack.callback(method.close)
+        transport = stack.enter_context(
+            RawTransport(ip_version, address, source, method.extra_protocols, request.interface)
+        )
+        outputs = _open_outputs(request, registry, stack, stdout)
+        s = request.schedule
+        trace = Trace(
+            target=request.target,
+            address=address,
+            ip_version=ip_version,
+            probe=ProbeInfo(request.probe, method.parameters()),
+            source=source,
+            first_ttl=s.first_ttl,
+            max_ttl=s.max_ttl,
+            queries=s.queries,
+            started=datetime.now(timezone.utc),
+        )
+
+        def answered(ttl: int, result: ProbeResult) -> None:
+            pm.hook.tracekit_probe_answered(trace=trace, ttl=ttl, result=result)
+
+        engine = Engine(method, transport, s, on_answer=answered)
+        pm.hook.tracekit_trace_started(trace=trace)
+        for output in outputs:
+            output.start(trace)
+        try:
+            for hop in engine.run():
+                _complete(pm, trace, hop, outputs)
+            trace.end = _END.get(engine.end_outcome) if engine.end_outcome else "max-ttl"
+        except KeyboardInterrupt:
+            trace.end = "interrupted"
+            raise
+        finally:
+            trace.reached = trace.end == "reached"
+            trace.finished = datetime.now(timezone.utc)
+            pm.hook.tracekit_trace_finished(trace=trace)
+            for output in outputs:
+                output.finish(trace)
+    return trace
+
+
+def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[Output]) -> None:
+    pm.hook.tracekit_enrich_hop(trace=trace, hop=hop)
+    trace.hops.append(hop)
+    pm.hook.tracekit_hop_completed(trace=trace, hop=hop)
+    for output in outputs:
+        output.hop(trace, hop)

@@ -1,0 +1,177 @@
+"""Raw sockets owned by the engine: one to send whole IP packets, one per protocol to listen.
+
+Probes are sent with their IP header included (``IPPROTO_RAW``), so a probe method controls
+every header field. Answers are read with the kernel's receive timestamp, so round-trip times
+do not include the time Python takes to get to them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+from tracekit.errors import CannotProbe, NoPrivilege
+from tracekit.packets import internet_checksum
+from tracekit.probe import Received
+
+IPPROTO_ICMPV6 = 58
+_SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS on Linux; not exported by the socket module
+_SOL_RAW = 255
+_ICMP_FILTER = 1
+_ICMP6_FILTER = 1
+#: ICMP types passed up to tracekit; the kernel drops the rest before we see them.
+_ICMP4_TYPES = (0, 3, 11, 12)  # echo reply, unreachable, time exceeded, parameter problem
+_ICMP6_TYPES = (1, 2, 3, 4, 129)  # unreachable, too big, time exceeded, parameter, echo reply
+_RCVBUF = 1 << 20
+
+
+def privilege_hint() -> str:
+    """The exact fix for a missing raw-socket privilege."""
+    python = os.path.realpath(sys.executable)
+    return (
+        "raw sockets need privilege: run tracekit as root (sudo tracekit ...) "
+        f"or grant CAP_NET_RAW once with: sudo setcap cap_net_raw+ep {python}"
+    )
+
+
+def _open(family: int, proto: int) -> socket.socket:
+    try:
+        return socket.socket(family, socket.SOCK_RAW, proto)
+    except PermissionError as exc:
+        raise NoPrivilege(privilege_hint()) from exc
+    except OSError as exc:
+        raise CannotProbe(f"cannot open a raw socket: {exc.strerror}") from exc
+
+
+class RawTransport:
+    """Sends probe packets to one destination and receives packets of chosen protocols."""
+
+    def __init__(
+        self,
+        ip_version: int,
+        destination: str,
+        local: str,
+        protocols: tuple[int, ...] = (),
+        interface: str | None = None,
+    ) -> None:
+        self.ip_version = ip_version
+        self.family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
+        self.destination = destination
+        self.local = local
+        self._sockets: list[socket.socket] = []
+        try:
+            self._sender = self._add(_open(self.family, socket.IPPROTO_RAW), interface)
+            icmp = socket.IPPROTO_ICMP if ip_version == 4 else IPPROTO_ICMPV6
+            self._receivers: dict[socket.socket, int] = {}
+            for proto in (icmp, *[p for p in protocols if p != icmp]):
+                sock = self._add(_open(self.family, proto), interface)
+                self._listen(sock, proto)
+                self._receivers[sock] = proto
+        except BaseException:
+            self.close()
+            raise
+
+    def _add(self, sock: socket.socket, interface: str | None) -> socket.socket:
+        self._sockets.append(sock)
+        if interface:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+            except OSError as exc:
+                raise CannotProbe(f"cannot use interface {interface}: {exc.strerror}") from exc
+        return sock
+
+    def _listen(self, sock: socket.socket, proto: int) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        if self.ip_version == 6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        if proto == socket.IPPROTO_ICMP:
+            blocked = 0xFFFFFFFF & ~sum(1 << t for t in _ICMP4_TYPES)
+            sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", blocked))
+        elif proto == IPPROTO_ICMPV6:
+            words = [0xFFFFFFFF] * 8  # a set bit blocks that type
+            for t in _ICMP6_TYPES:
+                words[t >> 5] &= ~(1 << (t & 31))
+            sock.setsockopt(IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
+
+    def send(self, data: bytes) -> float:
+        """Send one whole IP packet to the destination; return the send time.
+
+        The time is taken just before the packet is handed to the kernel: on a fast path the
+        answer can arrive (and be timestamped) before ``sendto`` returns.
+        """
+        sent = time.time()
+        try:
+            self._sender.sendto(data, (self.destination, 0))
+        except OSError as exc:
+            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                raise CannotProbe(f"no route to {self.destination}") from exc
+            if exc.errno == errno.EPERM:
+                raise NoPrivilege(privilege_hint()) from exc
+            raise CannotProbe(f"cannot send to {self.destination}: {exc.strerror}") from exc
+        return sent
+
+    def receive(self, timeout: float) -> list[Received]:
+        """Wait up to ``timeout`` seconds for packets; return all that are queued."""
+        ready, _, _ = select.select(list(self._receivers), [], [], timeout)
+        out: list[Received] = []
+        for sock in ready:
+            while True:
+                try:
+                    data, ancillary, _flags, addr = sock.recvmsg(65535, 256)
+                except (BlockingIOError, InterruptedError):
+                    break
+                received = self._received(data, ancillary, addr[0], self._receivers[sock])
+                if received is not None:
+                    out.append(received)
+        return out
+
+    def _received(
+        self, data: bytes, ancillary: list[tuple[int, int, bytes]], address: str, proto: int
+    ) -> Received | None:
+        stamp = None
+        hop_limit = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", value[:16])
+                stamp = sec + nsec / 1e9
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT:
+                (hop_limit,) = struct.unpack("i", value[:4])
+        when = stamp if stamp is not None else time.time()
+        if self.ip_version == 4:
+            if len(data) < 20:
+                return None
+            if (
+                proto == socket.IPPROTO_ICMP
+                and internet_checksum(data[(data[0] & 0x0F) * 4 :]) != 0
+            ):
+                return None  # the kernel passes ICMPv4 with bad checksums to raw sockets
+            return Received(data, 4, address, when, data[8])
+        # IPv6 raw sockets deliver the payload only: put back the header scapy expects.
+        header = struct.pack(
+            "!IHBB16s16s",
+            0x60000000,
+            len(data),
+            proto,
+            hop_limit if hop_limit is not None else 0,
+            socket.inet_pton(socket.AF_INET6, address.split("%")[0]),
+            socket.inet_pton(socket.AF_INET6, self.local),
+        )
+        return Received(header + data, 6, address, when, hop_limit)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+    def __enter__(self) -> RawTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

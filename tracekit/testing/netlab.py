@@ -1,0 +1,344 @@
+"""Build a routed network of Linux network namespaces: a client, routers, a server.
+
+Nothing here touches the machine's own network: every address lives inside namespaces this
+module creates, and :meth:`Lab.close` removes them (and every process in them) again.
+Needs root and the ``ip`` command (iproute2); nothing else.
+
+The default topology is a chain::
+
+    client --(link 1)-- r1 --(link 2)-- r2 -- ... -- rN --(link N+1)-- server
+
+Link ``k`` has the IPv4 subnet ``10.0.k.0/24`` and the IPv6 subnet ``2001:db8:k::/64``; the
+end nearer the client is ``.1``/``::1``, the other ``.2``/``::2``. So router ``k`` answers
+from ``10.0.k.2`` and the server of a chain of two routers is ``10.0.3.2``. Names for every
+address (``r1.tracekit.test``...) are in the namespaces' own ``/etc/hosts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Namespaces of labs start with this; the rest is ``<pid>-<random>-<node>``.
+PREFIX = "tk-"
+DOMAIN = "tracekit.test"
+#: TCP ports the server listens on (others are closed, as are all UDP ports).
+TCP_PORTS = (80, 443, 8080)
+NETNS_ETC = Path("/etc/netns")
+
+
+class LabError(RuntimeError):
+    """The network could not be built (not root, no ``ip`` command...)."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A veth pair between two nodes; ``a`` is the end nearer the client."""
+
+    index: int
+    a: str
+    b: str
+
+    def address(self, node: str, ip_version: int) -> str:
+        host = 1 if node == self.a else 2
+        return f"10.0.{self.index}.{host}" if ip_version == 4 else f"2001:db8:{self.index}::{host}"
+
+    def subnet(self, ip_version: int) -> str:
+        return f"10.0.{self.index}.0/24" if ip_version == 4 else f"2001:db8:{self.index}::/64"
+
+    def peer(self, node: str) -> str:
+        return self.b if node == self.a else self.a
+
+
+@dataclass
+class Lab:
+    """A throwaway network. Use as a context manager, or call :meth:`build` and :meth:`close`.
+
+    ``routers`` routers in a chain; the routers numbered in ``silent`` (from 1) send no ICMP
+    errors at all. ``ratelimit`` is the routers' ICMP rate limit in milliseconds (0: none;
+    ``None``: the kernel default, about one error per second after a small burst).
+    """
+
+    routers: int = 3
+    silent: Iterable[int] = ()
+    ratelimit: int | None = 0
+    tcp_ports: Sequence[int] = TCP_PORTS
+    tag: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(2)}")
+    links: list[Link] = field(default_factory=list)
+    _built: list[str] = field(default_factory=list, repr=False)
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.silent = tuple(self.silent)
+        chain = ["client", *self.router_names, "server"]
+        if not self.links:
+            self.links = [Link(i + 1, a, b) for i, (a, b) in enumerate(itertools.pairwise(chain))]
+
+    # -- topology -----------------------------------------------------------------------------
+
+    @property
+    def router_names(self) -> list[str]:
+        return [f"r{i}" for i in range(1, self.routers + 1)]
+
+    @property
+    def nodes(self) -> list[str]:
+        return ["client", *self.router_names, "server"]
+
+    def netns(self, node: str) -> str:
+        """The namespace name of ``node``."""
+        return f"{PREFIX}{self.tag}-{node}"
+
+    def links_of(self, node: str) -> list[Link]:
+        return [link for link in self.links if node in (link.a, link.b)]
+
+    def address(self, node: str, ip_version: int = 4) -> str:
+        """The main address of ``node``: where traffic from the client reaches it."""
+        path = self.path("client", node)
+        if len(path) < 2:
+            return self.links_of(node)[0].address(node, ip_version)
+        return self._link_between(path[-2], node).address(node, ip_version)
+
+    def name(self, node: str) -> str:
+        return f"{node}.{DOMAIN}"
+
+    def path(self, src: str, dst: str) -> list[str]:
+        """Nodes on a shortest path from ``src`` to ``dst``, both included."""
+        previous: dict[str, str | None] = {src: None}
+        todo = deque([src])
+        while todo:
+            node = todo.popleft()
+            for link in self.links_of(node):
+                peer = link.peer(node)
+                if peer not in previous:
+                    previous[peer] = node
+                    todo.append(peer)
+        if dst not in previous:
+            raise LabError(f"{dst} is not connected to {src}")
+        out: list[str] = []
+        step: str | None = dst
+        while step is not None:
+            out.append(step)
+            step = previous[step]
+        return out[::-1]
+
+    def expected_hops(self, ip_version: int = 4, dst: str = "server") -> list[str | None]:
+        """The addresses a trace from the client to ``dst`` must show, ``None`` for silent."""
+        path = self.path("client", dst)
+        hops: list[str | None] = []
+        for before, node in itertools.pairwise(path):
+            silent = node in self.router_names and int(node[1:]) in self.silent
+            address = self._link_between(before, node).address(node, ip_version)
+            hops.append(None if silent else address)
+        return hops
+
+    def _link_between(self, a: str, b: str) -> Link:
+        for link in self.links_of(a):
+            if link.peer(a) == b:
+                return link
+        raise LabError(f"no link between {a} and {b}")
+
+    # -- building -----------------------------------------------------------------------------
+
+    def build(self) -> Lab:
+        """Create the namespaces, links, addresses and routes; start the server's listener."""
+        if shutil.which("ip") is None:
+            raise LabError("the ip command is missing: install iproute2")
+        if os.geteuid() != 0:
+            raise LabError("building network namespaces needs root")
+        remove_stale_labs()
+        try:
+            for node in self.nodes:
+                self._add_namespace(node)
+            for link in self.links:
+                self._ip(
+                    "link", "add", link.b, "netns", self.netns(link.a), "type", "veth",
+                    "peer", "name", link.a, "netns", self.netns(link.b),
+                )  # fmt: skip
+            for node in self.nodes:
+                self._configure(node)
+            self._write_hosts()
+            self._start_listener()
+            self.warm_up()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _add_namespace(self, node: str) -> None:
+        ns = self.netns(node)
+        self._ip("netns", "add", ns)
+        self._built.append(ns)
+        router = node in self.router_names
+        settings = {
+            "net/ipv6/conf/all/accept_dad": 0,
+            "net/ipv6/conf/default/accept_dad": 0,
+            "net/ipv6/conf/default/accept_ra": 0,
+            "net/ipv4/ip_forward": int(router),
+            "net/ipv6/conf/all/forwarding": int(router),
+        }
+        if self.ratelimit is not None:
+            settings["net/ipv4/icmp_ratelimit"] = self.ratelimit
+            settings["net/ipv6/icmp/ratelimit"] = self.ratelimit
+        script = "; ".join(f"echo {v} > /proc/sys/{k}" for k, v in settings.items())
+        self.exec(node, ["sh", "-c", script])
+
+    def _configure(self, node: str) -> None:
+        ip = ["-n", self.netns(node)]
+        self._ip(*ip, "link", "set", "lo", "up")
+        for link in self.links_of(node):
+            ifname = link.peer(node)
+            self._ip(*ip, "addr", "add", f"{link.address(node, 4)}/24", "dev", ifname)
+            self._ip(
+                *ip, "-6", "addr", "add", f"{link.address(node, 6)}/64", "dev", ifname, "nodad"
+            )
+            self._ip(*ip, "link", "set", ifname, "up")
+        for link in self.links:
+            if node in (link.a, link.b):
+                continue
+            # Route each subnet via the neighbour on a shortest path to it.
+            path = min((self.path(node, link.a), self.path(node, link.b)), key=len)
+            via = self._link_between(node, path[1])
+            gateway = path[1]
+            for version in (4, 6):
+                self._ip(
+                    *ip, f"-{version}", "route", "add", link.subnet(version),
+                    "via", via.address(gateway, version),
+                )  # fmt: skip
+        if node in self.router_names and int(node[1:]) in self.silent:
+            self.make_silent(node)
+
+    def make_silent(self, node: str) -> None:
+        """Stop ``node`` from sending anything of its own, ICMP errors included.
+
+        Locally generated packets find only an unreachable route, while forwarded traffic is
+        untouched: the router forwards, but never answers.
+        """
+        ip = ["-n", self.netns(node)]
+        for version in (4, 6):
+            self._ip(*ip, f"-{version}", "rule", "add", "iif", "lo", "table", "100", "prio", "100")
+            self._ip(*ip, f"-{version}", "route", "add", "unreachable", "default", "table", "100")
+
+    def _write_hosts(self) -> None:
+        lines = ["127.0.0.1 localhost", "::1 localhost"]
+        for node in self.nodes:
+            for link in self.links_of(node):
+                for version in (4, 6):
+                    lines.append(f"{link.address(node, version)} {self.name(node)} {node}")
+        for node in self.nodes:
+            directory = NETNS_ETC / self.netns(node)
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "hosts").write_text("\n".join(lines) + "\n")
+            # Names not in hosts go to a resolver that is not there: they fail at once.
+            (directory / "resolv.conf").write_text("nameserver 127.0.0.1\noptions attempts:1\n")
+
+    def _start_listener(self) -> None:
+        if not self.tcp_ports:
+            return
+        command = [sys.executable, "-m", "tracekit.testing.listener", *map(str, self.tcp_ports)]
+        process = self.popen("server", command, stdout=subprocess.PIPE)
+        self._processes.append(process)
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != b"listening":
+            raise LabError("the server's TCP listener did not start")
+
+    def warm_up(self) -> None:
+        """Send one packet to the server and back, so no router has a cold neighbour cache."""
+        script = (
+            "import socket\n"
+            "for family, address in ((socket.AF_INET, {!r}), (socket.AF_INET6, {!r})):\n"
+            "    s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(2)\n"
+            "    s.connect((address, 9)); s.send(b'warm-up')\n"
+            "    try: s.recv(1)\n"
+            "    except OSError: pass\n"
+        ).format(self.address("server", 4), self.address("server", 6))
+        self.exec("client", [sys.executable, "-c", script])
+
+    # -- using --------------------------------------------------------------------------------
+
+    def command(self, node: str, args: Sequence[str]) -> list[str]:
+        """``args`` as a command that runs inside ``node``'s namespace."""
+        return ["ip", "netns", "exec", self.netns(node), *args]
+
+    def exec(
+        self, node: str, args: Sequence[str], check: bool = True, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``args`` inside ``node``'s namespace and wait for it; output is captured."""
+        kwargs.setdefault("capture_output", True)
+        process = subprocess.run(self.command(node, args), text=True, **kwargs)
+        if check and process.returncode != 0:
+            raise LabError(f"{' '.join(args)} failed in {node}: {process.stderr.strip()}")
+        return process
+
+    def popen(self, node: str, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start ``args`` inside ``node``'s namespace; it is stopped by :meth:`close`."""
+        return subprocess.Popen(self.command(node, args), **kwargs)
+
+    def _ip(self, *args: str) -> None:
+        process = subprocess.run(["ip", *args], capture_output=True, text=True)
+        if process.returncode != 0:
+            raise LabError(f"ip {' '.join(args)}: {process.stderr.strip()}")
+
+    # -- removing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every process in the lab's namespaces and delete them. Safe to call twice."""
+        for process in self._processes:
+            process.terminate()
+        for ns in reversed(self._built):
+            remove_namespace(ns)
+        for process in self._processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._built.clear()
+        self._processes.clear()
+
+    def __enter__(self) -> Lab:
+        return self.build()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def remove_namespace(ns: str) -> None:
+    """Kill every process inside namespace ``ns`` and delete it, with its ``/etc/netns``."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    for pid in pids.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
+
+
+def remove_stale_labs() -> None:
+    """Delete namespaces left by labs whose process has died (e.g. after ``kill -9``)."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        ns = line.split()[0] if line.split() else ""
+        if not ns.startswith(PREFIX):
+            continue
+        pid = ns[len(PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_namespace(ns)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
