@@ -27,6 +27,11 @@ class DefaultGroup(click.Group):
         super().__init__(*args, **kwargs)
         self.default = default
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:  # 'tracekit' alone is 'tracekit trace': it asks for a HOST
+            args = [self.default]
+        return super().parse_args(ctx, args)
+
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:

@@ -67,7 +67,10 @@ class Lab:
 
     ``routers`` routers in a chain; the routers numbered in ``silent`` (from 1) send no ICMP
     errors at all. ``ratelimit`` is the routers' ICMP rate limit in milliseconds (0: none;
-    ``None``: the kernel default, about one error per second after a small burst).
+    ``None``: the kernel default, about one error per second after a small burst). The
+    kernel's separate limit on errors for unroutable destinations (``ip route add
+    prohibit``...) is machine-wide and stays as it is: to make a router refuse traffic in a
+    test, use nftables ``reject`` (see :meth:`nft`).
     """
 
     routers: int = 3
@@ -190,6 +193,9 @@ class Lab:
         if self.ratelimit is not None:
             settings["net/ipv4/icmp_ratelimit"] = self.ratelimit
             settings["net/ipv6/icmp/ratelimit"] = self.ratelimit
+        if self.ratelimit == 0:  # the per-namespace budget for all ICMP errors, too
+            settings["net/ipv4/icmp_msgs_per_sec"] = 1_000_000
+            settings["net/ipv4/icmp_msgs_burst"] = 1_000_000
         script = "; ".join(f"echo {v} > /proc/sys/{k}" for k, v in settings.items())
         self.exec(node, ["sh", "-c", script])
 
@@ -228,6 +234,12 @@ class Lab:
         for version in (4, 6):
             self._ip(*ip, f"-{version}", "rule", "add", "iif", "lo", "table", "100", "prio", "100")
             self._ip(*ip, f"-{version}", "route", "add", "unreachable", "default", "table", "100")
+
+    def nft(self, node: str, ruleset: str) -> None:
+        """Load an nftables ``ruleset`` (``nft -f`` syntax) into ``node``'s namespace."""
+        if shutil.which("nft") is None:
+            raise LabError("the nft command is missing: install nftables")
+        self.exec(node, ["nft", "-f", "-"], input=ruleset)
 
     def _write_hosts(self) -> None:
         lines = ["127.0.0.1 localhost", "::1 localhost"]
@@ -280,8 +292,19 @@ class Lab:
             raise LabError(f"{' '.join(args)} failed in {node}: {process.stderr.strip()}")
         return process
 
+    def tracekit(
+        self, *args: str, node: str = "client", timeout: float = 60, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``tracekit ARGS`` inside ``node`` (the client by default); output is captured."""
+        command = [sys.executable, "-m", "tracekit", *args]
+        return self.exec(node, command, check=False, timeout=timeout, **kwargs)
+
     def popen(self, node: str, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        """Start ``args`` inside ``node``'s namespace; it is stopped by :meth:`close`."""
+        """Start ``args`` inside ``node``'s namespace; it is stopped by :meth:`close`.
+
+        It runs in a session of its own, so Ctrl-C at the terminal does not reach it.
+        """
+        kwargs.setdefault("start_new_session", True)
         return subprocess.Popen(self.command(node, args), **kwargs)
 
     def _ip(self, *args: str) -> None:

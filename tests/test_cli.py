@@ -1,0 +1,160 @@
+"""The command line: one-line errors, documented exit codes, fast help."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracekit.testing import Lab
+
+
+def tracekit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracekit", *args], capture_output=True, text=True, **kwargs
+    )
+
+
+def assert_one_line_error(process: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert process.returncode == code, (process.returncode, process.stderr)
+    lines = process.stderr.splitlines()
+    assert len(lines) == 1, process.stderr
+    assert lines[0].startswith("tracekit: ")
+    assert "Traceback" not in process.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_help_and_version_do_not_import_scapy_or_folium() -> None:
+    check = (
+        "import sys\n"
+        "from tracekit.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('scapy', 'folium', 'geoip2') if m in sys.modules]\n"
+        "print(heavy, file=sys.stderr)\n"
+    )
+    for args in (["--help"], ["--version"], ["trace", "--help"], ["plugins"]):
+        process = subprocess.run(
+            [sys.executable, "-c", check, *args], capture_output=True, text=True
+        )
+        assert process.stderr.strip().splitlines()[-1] == "[]", (args, process.stderr)
+
+
+def test_version_matches_the_package() -> None:
+    from tracekit import __version__
+
+    assert tracekit("--version").stdout.strip() == f"tracekit, version {__version__}"
+
+
+def test_host_alone_means_trace() -> None:
+    short = tracekit("--help")
+    assert "tracekit HOST is short for tracekit trace HOST" in " ".join(short.stdout.split())
+    # options before the host reach the trace command too
+    assert_one_line_error(tracekit("-q", "0", "10.0.4.2"), 2, "-q")
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["-q", "0", "h"], ["--queries", "0"]),
+        (["-m", "300", "h"], ["--max-ttl", "300"]),
+        (["-f", "9", "-m", "5", "h"], ["--first-ttl", "--max-ttl"]),
+        (["-w", "soon", "h"], ["MAX[,HERE[,NEAR]]"]),
+        (["-w", "0", "h"], ["MAX must be > 0"]),
+        (["--probe", "carrier-pigeon", "10.0.4.2"], ["unknown probe", "icmp"]),
+        (["--format", "yaml", "10.0.4.2"], ["unknown format", "json", "text"]),
+        (["--out", "trace.docx", "10.0.4.2"], ["no output format", ".json"]),
+        (["--no-such-option", "h"], ["No such option"]),
+        ([], ["Missing argument 'HOST'"]),
+        (["-4", "2001:db8::1"], ["IPv6 address", "-4"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
+    assert_one_line_error(tracekit(*args), 2, *words)
+
+
+def test_plugins_lists_the_built_ins_with_what_they_provide() -> None:
+    listing = json.loads(tracekit("plugins", "--format", "json").stdout)
+    by_name = {p["name"]: p for p in listing}
+    assert {"icmp", "text", "json", "rdns"} <= set(by_name)
+    assert by_name["icmp"]["probes"] == ["icmp"]
+    assert by_name["json"]["outputs"] == ["json"]
+    assert by_name["rdns"]["hooks"] == [
+        "tracekit_enrich_hop",
+        "tracekit_probe_answered",
+        "tracekit_trace_finished",
+        "tracekit_trace_started",
+    ]
+    for plugin in by_name.values():
+        assert plugin["distribution"] == "tracekit" and plugin["version"]
+    text = tracekit("plugins").stdout
+    assert "icmp  (tracekit " in text and "probe: icmp" in text
+
+
+# -- errors that need the namespace network (a place where probing is safe) ---------------
+
+
+@pytest.mark.netns
+def test_unknown_host_is_bad_input(tracekit_lab: Lab) -> None:
+    process = tracekit_lab.tracekit("no-such-host.tracekit.test")
+    assert_one_line_error(process, 2, "cannot resolve", "no-such-host.tracekit.test")
+
+
+@pytest.mark.netns
+def test_no_route_cannot_probe(tracekit_lab: Lab) -> None:
+    # The lab's client has routes only to the lab: 192.0.2.0/24 (TEST-NET-1) is nowhere.
+    assert_one_line_error(tracekit_lab.tracekit("192.0.2.1"), 3, "no route to 192.0.2.1")
+
+
+@pytest.mark.netns
+def test_no_such_interface_cannot_probe(tracekit_lab: Lab) -> None:
+    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-i", "nosuch0")
+    assert_one_line_error(process, 3, "no such interface: nosuch0")
+
+
+@pytest.mark.netns
+def test_missing_raw_socket_privilege_says_how_to_get_it(tracekit_lab: Lab) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW")
+    command = [
+        "setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw",
+        sys.executable, "-m", "tracekit", tracekit_lab.address("server"),
+    ]  # fmt: skip
+    process = tracekit_lab.exec("client", command, check=False)
+    assert_one_line_error(process, 3, "root", "CAP_NET_RAW", "setcap cap_net_raw+ep")
+    assert os.path.realpath(sys.executable) in process.stderr
+
+
+@pytest.mark.netns
+def test_unwritable_output_is_bad_input(tracekit_lab: Lab, tmp_path: Path) -> None:
+    target = tmp_path / "missing-directory" / "trace.json"
+    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "--out", str(target))
+    assert_one_line_error(process, 2, "cannot write", str(target))
+
+
+@pytest.mark.netns
+def test_out_files_by_suffix_and_format_none(
+    tracekit_lab: Lab, tmp_path: Path, trace_schema: dict[str, Any]
+) -> None:
+    import jsonschema
+
+    json_path, text_path = tmp_path / "t.json", tmp_path / "t.txt"
+    process = tracekit_lab.tracekit(
+        tracekit_lab.address("server"), "-n", "--format", "none",
+        "--out", str(json_path), "--out", str(text_path),
+    )  # fmt: skip
+    assert process.returncode == 0 and process.stdout == ""
+    report = json.loads(json_path.read_text())
+    jsonschema.validate(report, trace_schema)
+    assert report["reached"] is True
+    lines = text_path.read_text().splitlines()
+    assert lines[0].startswith("tracekit to 10.0.4.2") and lines[2] == " 2  * * *"

@@ -1,0 +1,194 @@
+"""The TTL loop on a simulated path (pure logic: virtual clock, no sockets)."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from tracekit.engine import Engine, Schedule, Wait
+from tracekit.model import Hop
+from tracekit.probe import Match, Outcome, ProbeMethod, Received
+
+
+@dataclass
+class SimulatedPath:
+    """A path of ``length`` hops (the last is the destination) answering after ``delay`` s
+    per hop; hops in ``silent`` never answer; ``lost`` holds (ttl, attempt) never answered."""
+
+    length: int
+    delay: float = 0.001
+    silent: set[int] = field(default_factory=set)
+    lost: set[tuple[int, int]] = field(default_factory=set)
+    late: dict[tuple[int, int], float] = field(default_factory=dict)
+    now: float = 1000.0
+    sent: list[tuple[float, int, int, int]] = field(default_factory=list)
+    _queue: list[tuple[float, int, bytes]] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    # -- Transport --
+    def send(self, data: bytes) -> float:
+        ttl, attempt, seq = data[0], data[1], int.from_bytes(data[2:4], "big")
+        self.sent.append((self.now, ttl, attempt, seq))
+        hop = min(ttl, self.length)
+        if hop in self.silent or (ttl, attempt) in self.lost:
+            return self.now
+        arrival = self.now + self.late.get((ttl, attempt), 2 * self.delay * hop)
+        heapq.heappush(self._queue, (arrival, len(self.sent), bytes([hop]) + data[2:4]))
+        return self.now
+
+    def receive(self, timeout: float) -> list[Received]:
+        deadline = self.now + timeout
+        if self._queue and self._queue[0][0] <= deadline:
+            self.now = max(self.now, self._queue[0][0])
+        else:
+            self.now = deadline
+        out = []
+        while self._queue and self._queue[0][0] <= self.now:
+            when, _, payload = heapq.heappop(self._queue)
+            out.append(Received(payload, 4, f"10.0.{payload[0]}.2", when, 64))
+        return out
+
+
+class CountingMethod(ProbeMethod):
+    """Encodes (ttl, attempt, seq) in the 'packet'; answers name the hop that sent them."""
+
+    def __init__(self, path: SimulatedPath) -> None:
+        self.path = path
+
+    def parameters(self) -> dict[str, object]:
+        return {}
+
+    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+        return bytes([ttl, attempt]) + seq.to_bytes(2, "big")
+
+    def match(self, received: Received) -> Match | None:
+        hop = received.data[0]
+        seq = int.from_bytes(received.data[1:3], "big")
+        if hop == 0xFF:
+            return None  # unrelated traffic
+        outcome = Outcome.REACHED if hop == self.path.length else Outcome.HOP
+        return Match(seq, "echo-reply" if outcome is Outcome.REACHED else "time-exceeded", outcome)
+
+
+def trace(path: SimulatedPath, **schedule: object) -> tuple[Engine, list[Hop]]:
+    engine = Engine(CountingMethod(path), path, Schedule(**schedule), clock=path.clock)  # type: ignore[arg-type]
+    return engine, list(engine.run())
+
+
+def addresses(hops: list[Hop]) -> list[str | None]:
+    return [h.addresses[0] if h.addresses else None for h in hops]
+
+
+def test_hops_come_in_ttl_order_and_stop_at_the_destination() -> None:
+    path = SimulatedPath(length=4)
+    engine, hops = trace(path)
+    assert [h.ttl for h in hops] == [1, 2, 3, 4]
+    assert addresses(hops) == ["10.0.1.2", "10.0.2.2", "10.0.3.2", "10.0.4.2"]
+    assert engine.end_outcome is Outcome.REACHED
+    assert all(len(h.probes) == 3 and not h.silent for h in hops)
+
+
+def test_rtt_is_measured_from_the_send_time() -> None:
+    _, hops = trace(SimulatedPath(length=3, delay=0.010))
+    assert [round(p.rtt_ms or 0) for p in hops[2].probes] == [60, 60, 60]
+
+
+def test_silent_hop_is_reported_silent_not_invented() -> None:
+    _, hops = trace(SimulatedPath(length=4, silent={2}))
+    assert addresses(hops) == ["10.0.1.2", None, "10.0.3.2", "10.0.4.2"]
+    assert hops[1].silent and all(p.address is None and p.rtt_ms is None for p in hops[1].probes)
+
+
+def test_silent_hop_waits_near_times_a_later_rtt_not_the_maximum() -> None:
+    path = SimulatedPath(length=4, delay=0.001, silent={2})
+    start = path.now
+    trace(path, wait=Wait(max=5.0, here=3.0, near=10.0))
+    # The farthest answer takes 8 ms; a silent probe is given up after NEAR x (rtt + 1 ms).
+    assert path.now - start < 0.2
+
+
+def test_without_later_answers_a_silent_hop_costs_the_maximum_wait() -> None:
+    path = SimulatedPath(length=5, silent={3, 4, 5})
+    start = path.now
+    _, hops = trace(path, max_ttl=4, wait=Wait(max=2.0, here=3.0, near=10.0))
+    assert addresses(hops) == ["10.0.1.2", "10.0.2.2", None, None]
+    assert 2.0 <= path.now - start < 2.1
+
+
+def test_window_limits_probes_in_flight() -> None:
+    path = SimulatedPath(length=10, delay=0.005)
+    engine = Engine(CountingMethod(path), path, Schedule(window=4), clock=path.clock)  # type: ignore[arg-type]
+    in_flight_max = 0
+    original_send = path.send
+
+    def send(data: bytes) -> float:
+        nonlocal in_flight_max
+        in_flight_max = max(in_flight_max, len(engine._in_flight) + 1)
+        return original_send(data)
+
+    path.send = send  # type: ignore[method-assign]
+    hops = list(engine.run())
+    assert len(hops) == 10
+    assert in_flight_max == 4
+
+
+def test_probes_past_the_destination_are_not_reported() -> None:
+    path = SimulatedPath(length=3)
+    _, hops = trace(path, window=30)
+    assert len(hops) == 3
+    # probes beyond TTL 3 may have gone out in the first burst, but none is reported
+    assert max(ttl for _, ttl, _, _ in path.sent) > 3
+
+
+def test_lost_probe_is_a_star_and_the_others_still_count() -> None:
+    _, hops = trace(SimulatedPath(length=3, lost={(2, 1)}))
+    assert [p.address for p in hops[1].probes] == ["10.0.2.2", None, "10.0.2.2"]
+
+
+def test_late_answer_fills_its_probe_while_its_hop_is_not_out_yet() -> None:
+    # TTL 1 is silent, so its line waits NEAR x a later RTT (about 50 ms). Probe (2, 0)
+    # answers after 30 ms, past its own wait (HERE x 4 ms), but before TTL 2 is reported.
+    path = SimulatedPath(length=3, silent={1}, late={(2, 0): 0.030})
+    _, hops = trace(path)
+    assert hops[0].silent
+    assert [p.address for p in hops[1].probes] == ["10.0.2.2"] * 3
+    assert round(hops[1].probes[0].rtt_ms or 0) == 30
+
+
+def test_answer_after_its_hop_was_reported_is_dropped() -> None:
+    path = SimulatedPath(length=3, late={(2, 0): 0.030})
+    _, hops = trace(path)
+    assert [p.address for p in hops[1].probes] == [None, "10.0.2.2", "10.0.2.2"]
+
+
+def test_max_ttl_ends_the_trace_unreached() -> None:
+    engine, hops = trace(SimulatedPath(length=6), max_ttl=3)
+    assert [h.ttl for h in hops] == [1, 2, 3]
+    assert engine.end_outcome is None
+
+
+def test_first_ttl_skips_near_hops() -> None:
+    _, hops = trace(SimulatedPath(length=4), first_ttl=3)
+    assert [h.ttl for h in hops] == [3, 4]
+
+
+def test_hop_interval_spaces_probes_of_one_ttl() -> None:
+    path = SimulatedPath(length=3, delay=0.001)
+    trace(path, hop_interval=0.5)
+    by_ttl: dict[int, list[float]] = {}
+    for when, ttl, _, _ in path.sent:
+        by_ttl.setdefault(ttl, []).append(when)
+    for times in by_ttl.values():
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert all(g >= 0.5 - 1e-9 for g in gaps), gaps
+    # ... while probes of different TTLs still go out together
+    assert path.sent[1][0] == path.sent[0][0]
+
+
+def test_unrelated_packets_are_ignored() -> None:
+    path = SimulatedPath(length=2)
+    heapq.heappush(path._queue, (path.now + 0.0001, 0, bytes([0xFF, 0, 0])))
+    _, hops = trace(path)
+    assert addresses(hops) == ["10.0.1.2", "10.0.2.2"]
