@@ -21,7 +21,9 @@ def tracekit(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def assert_one_line_error(process: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+def assert_one_line_error(
+    process: subprocess.CompletedProcess[str], code: int, *words: str
+) -> None:
     assert process.returncode == code, (process.returncode, process.stderr)
     lines = process.stderr.splitlines()
     assert len(lines) == 1, process.stderr

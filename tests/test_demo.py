@@ -23,7 +23,7 @@ def lab_leftovers() -> tuple[set[str], set[str], set[str]]:
     """Namespaces, /etc/netns entries and processes that belong to a lab."""
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     namespaces = {line.split()[0] for line in listing.splitlines() if line.startswith("tk-")}
-    etc = {p.name for p in Path("/etc/netns").glob("tk-*")} if Path("/etc/netns").exists() else set()
+    etc = {p.name for p in Path("/etc/netns").glob("tk-*")}
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     processes = {line for line in ps.splitlines() if "tracekit.testing.listener" in line}
     return namespaces, etc, processes
@@ -38,7 +38,8 @@ def clean_machine(request: pytest.FixtureRequest) -> Any:
     before = lab_leftovers()
     yield
     after = lab_leftovers()
-    for kind, was, now in zip(("namespaces", "/etc/netns", "processes"), before, after, strict=True):
+    kinds = ("namespaces", "/etc/netns", "processes")
+    for kind, was, now in zip(kinds, before, after, strict=True):
         assert now <= was, f"the demo left {kind} behind: {now - was}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 from dataclasses import dataclass, field
 
 from tracekit.engine import Engine, Schedule, Wait
@@ -181,7 +182,7 @@ def test_hop_interval_spaces_probes_of_one_ttl() -> None:
     for when, ttl, _, _ in path.sent:
         by_ttl.setdefault(ttl, []).append(when)
     for times in by_ttl.values():
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(g >= 0.5 - 1e-9 for g in gaps), gaps
     # ... while probes of different TTLs still go out together
     assert path.sent[1][0] == path.sent[0][0]

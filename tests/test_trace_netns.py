@@ -54,12 +54,10 @@ def test_names_come_from_reverse_lookups_and_n_turns_them_off(tracekit_lab: Lab)
     server = tracekit_lab.address("server")
     named = tracekit_lab.tracekit(server)
     lines = named.stdout.splitlines()
-    assert lines[0] == (
-        f"tracekit to {server} ({server}), 30 hops max, icmp probes"
+    assert lines[0] == (f"tracekit to {server} ({server}), 30 hops max, icmp probes")
+    assert re.fullmatch(r" 1  r1\.tracekit\.test \(10\.0\.1\.2\)(  \d+\.\d{3} ms){3}", lines[1]), (
+        lines[1]
     )
-    assert re.fullmatch(
-        r" 1  r1\.tracekit\.test \(10\.0\.1\.2\)(  \d+\.\d{3} ms){3}", lines[1]
-    ), lines[1]
     assert lines[2] == " 2  * * *"
     assert lines[4].startswith(" 4  server.tracekit.test (10.0.4.2)  ")
     assert len(lines) == 5
@@ -119,9 +117,7 @@ def test_two_runs_at_once_never_take_each_others_answers(tracekit_lab: Lab) -> N
     server = tracekit_lab.address("server")
     command = [sys.executable, "-m", "tracekit", server, "-n", "-q", "10", "--format", "json"]
     runs = [
-        subprocess.Popen(
-            tracekit_lab.command("client", command), stdout=subprocess.PIPE, text=True
-        )
+        subprocess.Popen(tracekit_lab.command("client", command), stdout=subprocess.PIPE, text=True)
         for _ in range(3)
     ]
     reports = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
@@ -188,14 +184,17 @@ def test_unreachable_answer_ends_the_trace_marked(tracekit_lab_factory: Any) -> 
     # r2 refuses to forward to 10.99.0.0/16 and says so (admin-prohibited).
     for node, gateway in (("client", "10.0.1.2"), ("r1", "10.0.2.2"), ("r2", "10.0.3.2")):
         lab.exec(node, ["ip", "route", "add", "10.99.0.0/16", "via", gateway])
-    lab.nft("r2", """
+    lab.nft(
+        "r2",
+        """
         table inet lab {
             chain forward {
                 type filter hook forward priority 0;
                 ip daddr 10.99.0.0/16 reject with icmp type admin-prohibited
             }
         }
-    """)
+    """,
+    )
     for _ in range(2):  # the same answer every time: nothing is rate-limited away
         process, report = trace_json(lab, "10.99.0.1", "-n")
         assert process.returncode == 1
