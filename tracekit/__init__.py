@@ -15,13 +15,13 @@ __all__ = ["__version__", "hookimpl"]
 hookimpl = pluggy.HookimplMarker("tracekit")
 
 
-def _version() -> str:
+def __getattr__(name: str) -> str:
+    # ``__version__`` is looked up on first use: importlib.metadata is slow to import.
+    if name != "__version__":
+        raise AttributeError(f"module 'tracekit' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("tracekit")
-    except PackageNotFoundError:  # running from a source tree that is not installed
+    except PackageNotFoundError:  # a source tree that is not installed
         return "0+unknown"
-
-
-__version__ = _version()

@@ -29,6 +29,16 @@ def _warn(message: str) -> None:
     print(f"tracekit: warning: {message}", file=sys.stderr)
 
 
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hooks ``plugin`` implements that no spec declares (a misspelling, usually)."""
+    return sorted(
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        if caller.spec is None
+        and not any(impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin)
+    )
+
+
 def _is_builtin(ep: EntryPoint) -> bool:
     return ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
 
@@ -60,12 +70,13 @@ def get_plugin_manager(autoload: bool | None = None) -> PluginManager:
         except Exception as exc:  # a broken plugin must not break tracekit
             _warn(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
             continue
+        unknown = _unknown_hooks(pm, plugin)
+        if unknown:
+            pm.unregister(plugin)
+            _warn(f"plugin {ep.name!r} not loaded: unknown hook {', '.join(unknown)}")
+            continue
         if ep.dist is not None:
             pm.distributions[ep.name] = (ep.dist.name, ep.dist.version)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        _warn(str(exc))
     return pm
 
 
