@@ -98,6 +98,12 @@ def test_queries_and_ttl_range_are_honoured(tracekit_lab: Lab) -> None:
     assert hop_addresses(report) == tracekit_lab.expected_hops()[2:]
 
 
+def test_interface_option_sends_from_that_interface(tracekit_lab: Lab) -> None:
+    # In the client's namespace the interface towards r1 is called "r1".
+    _, report = trace_json(tracekit_lab, tracekit_lab.address("server"), "-n", "-i", "r1")
+    assert report["reached"] and hop_addresses(report) == tracekit_lab.expected_hops()
+
+
 def test_max_ttl_short_of_the_destination_exits_1(tracekit_lab: Lab) -> None:
     process, report = trace_json(tracekit_lab, tracekit_lab.address("server"), "-n", "-m", "3")
     assert process.returncode == 1

@@ -158,7 +158,7 @@ class Lab:
         if shutil.which("ip") is None:
             raise LabError("the ip command is missing: install iproute2")
         if os.geteuid() != 0:
-            raise LabError("building network namespaces needs root")
+            raise LabError("building network namespaces needs root (sudo tracekit demo)")
         remove_stale_labs()
         try:
             for node in self.nodes:
