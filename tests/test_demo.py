@@ -70,7 +70,7 @@ def test_demo_passes_trace_options_through(
     process = demo("--routers", "4", "--silent", "3", "-6", "-n", "-q", "2", "--out", str(out))
     assert process.returncode == 0, process.stderr
     report = json.loads(out.read_text())
-    jsonschema.validate(report, trace_schema)
+    jsonschema.validate(report, trace_schema, format_checker=jsonschema.FormatChecker())
     assert hop_addresses(report) == [
         "2001:db8:1::2", "2001:db8:2::2", None, "2001:db8:4::2", "2001:db8:5::2",
     ]  # fmt: skip

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tracekit.testing import Lab
+
 
 def make_distribution(site: Path, name: str, module_source: str) -> None:
     """Install a throwaway plugin distribution into ``site`` (a directory on sys.path)."""
@@ -91,3 +93,70 @@ def test_autoload_can_be_disabled(site: Path) -> None:
     process = tracekit(site, "plugins", "--format", "json", TRACEKIT_DISABLE_PLUGIN_AUTOLOAD="1")
     names = {p["name"] for p in json.loads(process.stdout)}
     assert names == {"icmp", "text", "json", "rdns"}
+
+
+@pytest.mark.netns
+def test_a_failing_output_loses_neither_the_trace_nor_the_other_outputs(
+    site: Path, tmp_path: Path, tracekit_lab: Lab
+) -> None:
+    make_distribution(
+        site,
+        "tracekit_flaky",
+        """
+        from tracekit import hookimpl
+        from tracekit.output import Output
+
+        class Flaky(Output):
+            def hop(self, trace, hop):
+                if hop.ttl == 2:
+                    raise ValueError("disk on fire")
+
+            def finish(self, trace):
+                self.target.stream.write("never\\n")
+
+        @hookimpl
+        def tracekit_register_outputs(register):
+            register("flaky", Flaky, "fails at TTL 2", [".flaky"])
+        """,
+    )
+    report_path = tmp_path / "t.json"
+    process = tracekit_lab.tracekit(
+        tracekit_lab.address("server"), "-n", "--out", str(tmp_path / "t.flaky"),
+        "--out", str(report_path), env={**os.environ, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert process.returncode == 0
+    assert process.stderr.splitlines() == [
+        f"tracekit: warning: output 'flaky' ({tmp_path / 't.flaky'}) failed: "
+        "ValueError: disk on fire"
+    ]
+    assert len(process.stdout.splitlines()) == 5  # header and four hops
+    assert json.loads(report_path.read_text())["reached"] is True
+
+
+@pytest.mark.netns
+def test_a_hook_that_raises_is_an_internal_error_in_one_line(
+    site: Path, tmp_path: Path, tracekit_lab: Lab
+) -> None:
+    make_distribution(
+        site,
+        "tracekit_crash",
+        """
+        from tracekit import hookimpl
+
+        @hookimpl
+        def tracekit_enrich_hop(trace, hop):
+            if hop.ttl == 3:
+                raise KeyError("oops")
+        """,
+    )
+    report_path = tmp_path / "t.json"
+    process = tracekit_lab.tracekit(
+        tracekit_lab.address("server"), "-n", "--out", str(report_path),
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert process.returncode == 4
+    assert process.stderr.splitlines() == [
+        "tracekit: internal error: KeyError: 'oops' (TRACEKIT_DEBUG=1 shows the traceback)"
+    ]
+    report = json.loads(report_path.read_text())
+    assert report["end"] == "error" and [h["ttl"] for h in report["hops"]] == [1, 2]

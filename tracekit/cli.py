@@ -7,6 +7,7 @@ Only click is imported at start-up, so ``--help`` and ``--version`` stay fast; t
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,13 @@ from typing import Any
 
 import click
 
-from tracekit.errors import EXIT_BAD_INPUT, EXIT_NOT_REACHED, EXIT_REACHED, TracekitError
+from tracekit.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_NOT_REACHED,
+    EXIT_REACHED,
+    TracekitError,
+)
 
 EXIT_INTERRUPTED = 130
 
@@ -105,7 +112,7 @@ def cli() -> None:
     """tracekit: a plugin-based, multi-protocol traceroute.
 
     Exit codes: 0 destination reached, 1 not reached, 2 bad input,
-    3 cannot probe (privilege, route, interface), 130 interrupted.
+    3 cannot probe (privilege, route, interface), 4 internal error, 130 interrupted.
     """
 
 
@@ -186,6 +193,8 @@ def demo(ctx: click.Context, routers: int, silent: int) -> int:
 
     if silent > routers:
         raise click.BadParameter(f"there are only {routers} routers", param_hint="'--silent'")
+    # Check the trace options before building anything.
+    trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent)
     code: int = run_demo(routers=routers, silent=silent, trace_args=[*ctx.args])
     return code
 
@@ -206,6 +215,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. '| head'): nothing left to say
         sys.exit(EXIT_NOT_REACHED)
+    except Exception as exc:
+        if os.environ.get("TRACEKIT_DEBUG"):
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (TRACEKIT_DEBUG=1 shows the traceback)",
+            EXIT_INTERNAL,
+        )
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -25,7 +25,7 @@ def run_demo(routers: int, silent: int, trace_args: list[str]) -> int:
         lab.close()
         raise CannotProbe(f"cannot build the demo network: {exc}") from None
     try:
-        print(_describe(lab), file=sys.stderr, flush=True)
+        print(_describe(lab, 6 if "-6" in trace_args else 4), file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "tracekit", "trace", lab.name("server"), *trace_args]
         process = subprocess.Popen(lab.command("client", command))
         try:
@@ -36,9 +36,11 @@ def run_demo(routers: int, silent: int, trace_args: list[str]) -> int:
         lab.close()
 
 
-def _describe(lab: Lab) -> str:
+def _describe(lab: Lab, ip_version: int) -> str:
     hops = []
     for node in [*lab.router_names, "server"]:
         silent = node.startswith("r") and int(node[1:]) in tuple(lab.silent)
-        hops.append(f"{node} {lab.address(node)}" + (" (silent)" if silent else ""))
-    return "demo network: client " + lab.address("client") + " -> " + " -> ".join(hops)
+        address = lab.address(node, ip_version)
+        hops.append(f"{node} {address}" + (" (silent)" if silent else ""))
+    client = lab.address("client", ip_version)
+    return f"demo network: client {client} -> " + " -> ".join(hops)

@@ -13,6 +13,8 @@ EXIT_NOT_REACHED = 1
 EXIT_BAD_INPUT = 2
 #: Cannot probe: no raw-socket privilege, no route, no such interface.
 EXIT_CANNOT_PROBE = 3
+#: Something failed that should not have: a bug in tracekit or in a plugin.
+EXIT_INTERNAL = 4
 
 
 class TracekitError(Exception):

@@ -88,6 +88,7 @@ class Trace:
     #: True once the destination itself answered.
     reached: bool = False
     #: Why the trace ended: ``"reached"``, ``"unreachable"`` (an error other than
-    #: time-exceeded ended it), ``"max-ttl"`` or ``"interrupted"``.
+    #: time-exceeded ended it), ``"max-ttl"``, ``"interrupted"`` or ``"error"`` (tracekit
+    #: could not go on, e.g. the route went away). ``None`` while the trace runs.
     end: str | None = None
     hops: list[Hop] = field(default_factory=list)

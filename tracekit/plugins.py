@@ -121,7 +121,8 @@ class Registry:
     def _add_probe(
         self, plugin: str, name: str, factory: Callable[..., Any], description: str = ""
     ) -> None:
-        self.probes.setdefault(name, ProbeEntry(name, factory, description, plugin))
+        if _unique("probe", name, plugin, self.probes):
+            self.probes[name] = ProbeEntry(name, factory, description, plugin)
 
     def _add_output(
         self,
@@ -131,8 +132,8 @@ class Registry:
         description: str = "",
         suffixes: Iterable[str] = (),
     ) -> None:
-        entry = OutputEntry(name, factory, description, tuple(suffixes), plugin)
-        self.outputs.setdefault(name, entry)
+        if _unique("format", name, plugin, self.outputs):
+            self.outputs[name] = OutputEntry(name, factory, description, tuple(suffixes), plugin)
 
     def probe(self, name: str) -> ProbeEntry:
         """The probe method called ``name``, or a one-line error listing the choices."""
@@ -156,6 +157,14 @@ class Registry:
                 return entry
         known = sorted(s for e in self.outputs.values() for s in e.suffixes)
         raise BadInput(f"no output format for {path!r}: use one of the suffixes {', '.join(known)}")
+
+
+def _unique(kind: str, name: str, plugin: str, known: dict[str, Any]) -> bool:
+    """False (with a warning) if ``name`` is taken already: the first registration wins."""
+    if name not in known:
+        return True
+    _warn(f"{kind} {name!r} of plugin {plugin!r} ignored: plugin {known[name].plugin!r} has it")
+    return False
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:

@@ -43,9 +43,33 @@ class TraceRequest:
     out_paths: list[Path] = field(default_factory=list)
 
 
+class _Sink:
+    """One output of the trace. An output that fails is dropped with a warning; the trace
+    and the other outputs go on."""
+
+    def __init__(self, name: str, output: Output, path: Path | None) -> None:
+        self.name = name
+        self.output = output
+        self.where = str(path) if path else "standard output"
+        self.failed = False
+
+    def call(self, method: str, *args: Any) -> None:
+        if self.failed:
+            return
+        try:
+            getattr(self.output, method)(*args)
+        except Exception as exc:
+            self.failed = True
+            print(
+                f"tracekit: warning: output {self.name!r} ({self.where}) failed: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+
+
 def _open_outputs(
     request: TraceRequest, registry: Registry, stack: ExitStack, stdout: TextIO
-) -> list[Output]:
+) -> list[_Sink]:
     chosen: list[tuple[Any, TextIO, Path | None]] = []
     if request.stdout_format:
         chosen.append((registry.output(request.stdout_format), stdout, None))
@@ -57,7 +81,7 @@ def _open_outputs(
             raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
         chosen.append((entry, stream, path))
     return [
-        entry.factory(OutputTarget(stream=stream, path=path, numeric=request.numeric))
+        _Sink(entry.name, entry.factory(OutputTarget(stream, path, request.numeric)), path)
         for entry, stream, path in chosen
     ]
 
@@ -102,8 +126,8 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
 
         engine = Engine(method, transport, s, on_answer=answered)
         pm.hook.tracekit_trace_started(trace=trace)
-        for output in outputs:
-            output.start(trace)
+        for sink in outputs:
+            sink.call("start", trace)
         try:
             for hop in engine.run():
                 _complete(pm, trace, hop, outputs)
@@ -112,17 +136,19 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
             trace.end = "interrupted"
             raise
         finally:
+            if trace.end is None:  # an exception is on its way out
+                trace.end = "error"
             trace.reached = trace.end == "reached"
             trace.finished = datetime.now(timezone.utc)
             pm.hook.tracekit_trace_finished(trace=trace)
-            for output in outputs:
-                output.finish(trace)
+            for sink in outputs:
+                sink.call("finish", trace)
     return trace
 
 
-def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[Output]) -> None:
+def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[_Sink]) -> None:
     pm.hook.tracekit_enrich_hop(trace=trace, hop=hop)
     trace.hops.append(hop)
     pm.hook.tracekit_hop_completed(trace=trace, hop=hop)
-    for output in outputs:
-        output.hop(trace, hop)
+    for sink in outputs:
+        sink.call("hop", trace, hop)

@@ -7,20 +7,25 @@ from typing import Any
 
 from tracekit import __version__, hookimpl
 from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Trace
+from tracekit.model import Hop, Host, Trace
 from tracekit.output import Output
 
 #: Raised only when a field changes meaning or is removed; added fields keep the version.
 SCHEMA_VERSION = 1
 
 
+def _host(host: Host) -> dict[str, Any]:
+    out: dict[str, Any] = {"address": host.address, "name": host.name}
+    for key, value in host.annotations.items():
+        out.setdefault(key, value)  # annotations never replace the address or name
+    return out
+
+
 def _hop(hop: Hop) -> dict[str, Any]:
     return {
         "ttl": hop.ttl,
         "silent": hop.silent,
-        "hosts": [
-            {"address": h.address, "name": h.name, **h.annotations} for h in hop.hosts.values()
-        ],
+        "hosts": [_host(h) for h in hop.hosts.values()],
         "probes": [
             {
                 "address": p.address,
