@@ -76,6 +76,13 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--probe", "probe", default="icmp", show_default=True, metavar="NAME",
                      help="Probe method (see 'tracekit plugins')."),
+        click.option("-p", "--port", type=click.IntRange(1, 65535), metavar="PORT",
+                     help="Destination port: tcp 80 by default; for udp, a fixed port "
+                     "(flow-stable) instead of 33434 and up."),
+        click.option("--paris", is_flag=True, help="Flow-stable probing: the same addresses, "
+                     "ports and flow hash for every probe (udp, icmp; tcp always is)."),
+        click.option("--source-port", type=click.IntRange(1, 65535), metavar="PORT",
+                     help="Source port for udp and tcp (default: a free one)."),
         click.option("-q", "--queries", type=click.IntRange(1, 10), default=3,
                      show_default=True, help="Probes per hop."),
         click.option("-f", "--first-ttl", type=click.IntRange(1, 255), default=1,
@@ -145,6 +152,11 @@ def trace(host: str, **options: Any) -> int:
         interface=options["interface"],
         stdout_format=None if stdout_format == "none" else stdout_format,
         out_paths=[Path(p) for p in options["out_paths"]],
+        probe_options={
+            "port": options["port"],
+            "paris": options["paris"],
+            "source_port": options["source_port"],
+        },
     )
     trace = run_trace(get_plugin_manager(), request)
     return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED

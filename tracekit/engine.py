@@ -12,6 +12,7 @@ hop, or NEAR times the round trip of an answer to a probe sent after it.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -194,6 +195,7 @@ class Engine:
             rtt_ms=max(0.0, (received.time - p.sent) * 1000.0),
             reply=match.reply,
             reply_ttl=received.ttl,
+            mpls=[dataclasses.asdict(entry) for entry in match.mpls],
         )
         if p in self._in_flight:
             self._in_flight.remove(p)

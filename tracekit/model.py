@@ -22,6 +22,9 @@ class ProbeResult:
     reply: str | None = None
     #: The IP TTL (IPv6 hop limit) the answer arrived with.
     reply_ttl: int | None = None
+    #: MPLS label stack entries the router reported (RFC 4950), as
+    #: ``{"label", "tc", "s", "ttl"}`` dictionaries.
+    mpls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def answered(self) -> bool:

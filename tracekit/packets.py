@@ -24,9 +24,7 @@ def set_word(packet: bytearray, offset: int, value: int, checksum_offset: int) -
     """Set the 16-bit field at ``offset`` and fix the checksum at ``checksum_offset``."""
     (old,) = struct.unpack_from("!H", packet, offset)
     (checksum,) = struct.unpack_from("!H", packet, checksum_offset)
-    total = (~checksum & 0xFFFF) + (~old & 0xFFFF) + value
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    total = _ones_add(_ones_add(~checksum & 0xFFFF, ~old & 0xFFFF), value)
     struct.pack_into("!H", packet, offset, value)
     struct.pack_into("!H", packet, checksum_offset, ~total & 0xFFFF)
 
@@ -34,3 +32,32 @@ def set_word(packet: bytearray, offset: int, value: int, checksum_offset: int) -
 def set_ttl(packet: bytearray, ttl: int) -> None:
     """Set the IPv4 TTL or IPv6 hop limit (the kernel recomputes the IPv4 header checksum)."""
     packet[8 if packet[0] >> 4 == 4 else 7] = ttl
+
+
+def _ones_add(a: int, b: int) -> int:
+    total = a + b
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def steer_checksum(packet: bytearray, checksum_offset: int, target: int, free_offset: int) -> None:
+    """Make the checksum at ``checksum_offset`` equal ``target`` (1..0xFFFE) by changing the
+    16-bit word at ``free_offset`` (a payload word), keeping the packet valid.
+
+    Paris traceroute's trick: the checksum is quoted in ICMP errors and is not part of the
+    flow hash, so it can carry the probe's identity while the 5-tuple stays fixed.
+    """
+    (checksum,) = struct.unpack_from("!H", packet, checksum_offset)
+    (free,) = struct.unpack_from("!H", packet, free_offset)
+    # The sum over the packet must not change: free + checksum == free' + target.
+    struct.pack_into(
+        "!H", packet, free_offset, _ones_add(_ones_add(free, checksum), ~target & 0xFFFF)
+    )
+    struct.pack_into("!H", packet, checksum_offset, target)
+
+
+def set_long(packet: bytearray, offset: int, value: int, checksum_offset: int) -> None:
+    """Set the 32-bit field at ``offset`` and fix the checksum at ``checksum_offset``."""
+    set_word(packet, offset, value >> 16, checksum_offset)
+    set_word(packet, offset + 2, value & 0xFFFF, checksum_offset)

@@ -13,7 +13,10 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracekit.replies import MplsLabel
 
 
 class Outcome(enum.Enum):
@@ -38,8 +41,8 @@ class ProbeContext:
     source: str
     #: The destination address.
     destination: str
-    #: Method-specific options from the command line (e.g. ``{"port": 443}``); a method
-    #: ignores the ones it does not know.
+    #: Options from the command line: ``port`` (``-p``, int or None), ``paris`` (bool),
+    #: ``source_port`` (int or None). A method ignores the ones it does not use.
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,6 +82,9 @@ class Match:
     #: What the answer was, e.g. ``"time-exceeded"``, ``"echo-reply"``, ``"admin-prohibited"``.
     reply: str
     outcome: Outcome
+    #: MPLS label stack entries the answering router reported (see
+    #: :func:`tracekit.replies.icmp_error`).
+    mpls: tuple[MplsLabel, ...] = ()
 
 
 class ProbeMethod(ABC):

@@ -6,6 +6,7 @@ ICMP error, and :func:`error_outcome` to learn what the error means for the trac
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,8 @@ _UNREACH_V6: dict[int, tuple[str, str]] = {
 _OTHER_MARKERS = {
     "packet-too-big": "!F",
     "parameter-problem": "!Z",
+    "syn-ack": "[open]",
+    "rst": "[closed]",
 }
 
 #: Replies from the destination that mean it was reached.
@@ -67,6 +70,18 @@ def marker(reply: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class MplsLabel:
+    """One MPLS label stack entry, as a router reported it (RFC 4950)."""
+
+    label: int
+    #: Traffic class (the former "EXP" bits).
+    tc: int
+    #: Bottom of stack.
+    s: bool
+    ttl: int
+
+
+@dataclass(frozen=True)
 class IcmpError:
     """An ICMP error and the probe header it quotes."""
 
@@ -75,6 +90,30 @@ class IcmpError:
     #: The quoted IP header of the offending probe, as scapy parsed it (``IPerror`` or
     #: ``IPerror6``), with what follows it (``ICMPerror``, ``UDPerror``, ``TCPerror``...).
     quoted: Any
+    #: MPLS label stack entries from the error's RFC 4884 extension, if the router sent any.
+    mpls: tuple[MplsLabel, ...] = ()
+
+
+def mpls_labels(icmp: Any) -> tuple[MplsLabel, ...]:
+    """The MPLS label stack in the RFC 4884 extension of a scapy ICMP/ICMPv6 error layer."""
+    extension = getattr(icmp, "ext", None)
+    if not extension:
+        return ()
+    data = bytes(extension)[4:]  # after the extension header (version, checksum)
+    labels = []
+    while len(data) >= 4:
+        length, class_num, c_type = struct.unpack("!HBB", data[:4])
+        if length < 4 or length > len(data):
+            break
+        if class_num == 1 and c_type == 1:  # MPLS label stack (RFC 4950)
+            body = data[4:length]
+            for i in range(0, len(body) - 3, 4):
+                (entry,) = struct.unpack("!I", body[i : i + 4])
+                labels.append(
+                    MplsLabel(entry >> 12, (entry >> 9) & 7, bool(entry & 0x100), entry & 0xFF)
+                )
+        data = data[length:]
+    return tuple(labels)
 
 
 def icmp_error(packet: Any) -> IcmpError | None:
@@ -94,7 +133,7 @@ def icmp_error(packet: Any) -> IcmpError | None:
             name = "parameter-problem"
         else:
             return None
-        return IcmpError(name, quoted)
+        return IcmpError(name, quoted, mpls_labels(icmp))
 
     from scapy.layers.inet6 import (
         ICMPv6DestUnreach,
@@ -107,19 +146,18 @@ def icmp_error(packet: Any) -> IcmpError | None:
     quoted = packet.getlayer(IPerror6)
     if quoted is None:
         return None
-    if packet.haslayer(ICMPv6TimeExceeded):
-        code = packet[ICMPv6TimeExceeded].code
-        name = TIME_EXCEEDED if code == 0 else "reassembly-time-exceeded"
-    elif packet.haslayer(ICMPv6DestUnreach):
-        code = packet[ICMPv6DestUnreach].code
-        name = _UNREACH_V6.get(code, (f"unreachable-{code}", ""))[0]
-    elif packet.haslayer(ICMPv6PacketTooBig):
+    icmp6: Any
+    if (icmp6 := packet.getlayer(ICMPv6TimeExceeded)) is not None:
+        name = TIME_EXCEEDED if icmp6.code == 0 else "reassembly-time-exceeded"
+    elif (icmp6 := packet.getlayer(ICMPv6DestUnreach)) is not None:
+        name = _UNREACH_V6.get(icmp6.code, (f"unreachable-{icmp6.code}", ""))[0]
+    elif (icmp6 := packet.getlayer(ICMPv6PacketTooBig)) is not None:
         name = "packet-too-big"
-    elif packet.haslayer(ICMPv6ParamProblem):
+    elif (icmp6 := packet.getlayer(ICMPv6ParamProblem)) is not None:
         name = "parameter-problem"
     else:
         return None
-    return IcmpError(name, quoted)
+    return IcmpError(name, quoted, mpls_labels(icmp6))
 
 
 def error_outcome(reply: str, address: str, destination: str) -> Outcome:

@@ -32,6 +32,7 @@ def _hop(hop: Hop) -> dict[str, Any]:
                 "rtt_ms": None if p.rtt_ms is None else round(p.rtt_ms, 3),
                 "reply": p.reply,
                 "reply_ttl": p.reply_ttl,
+                "mpls": p.mpls,
             }
             for p in hop.probes
         ],

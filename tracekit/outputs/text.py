@@ -43,6 +43,10 @@ def hop_line(hop: Hop, numeric: bool = False) -> str:
         mark = marker(probe.reply)
         if mark:
             parts.append(f" {mark}")
+        for entry in probe.mpls:
+            parts.append(
+                f" <MPLS:L={entry['label']},E={entry['tc']},S={int(entry['s'])},T={entry['ttl']}>"
+            )
     return "".join(parts)
 
 

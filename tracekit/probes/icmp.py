@@ -3,6 +3,10 @@
 Each trace picks a random ICMP identifier; the probe's sequence number is the engine's
 ``seq``. Answers are echo replies from the destination (matched by identifier and sequence)
 and ICMP errors quoting one of our echo requests.
+
+With ``--paris`` the ICMP checksum stays the same for every probe (a payload word makes up
+for the changing sequence number), so load balancers that hash the first bytes of the ICMP
+header keep all probes on one path.
 """
 
 from __future__ import annotations
@@ -12,43 +16,43 @@ from typing import Any
 
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
-from tracekit.packets import set_ttl, set_word
-from tracekit.probe import Match, Outcome, ProbeContext, ProbeMethod, Received
+from tracekit.packets import set_ttl, set_word, steer_checksum
+from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probes.common import PAYLOAD, PacketProbe
 from tracekit.replies import error_outcome, icmp_error
 
-PAYLOAD = b"tracekit".ljust(32, b"\0")
 
-
-class IcmpEcho(ProbeMethod):
+class IcmpEcho(PacketProbe):
     """Echo requests whose identifier is this trace's and whose sequence is the probe's."""
 
     def __init__(self, context: ProbeContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.identifier = secrets.randbelow(0xFFFF) + 1
-        packet: Any
+        self.paris = bool(context.options.get("paris"))
         if context.ip_version == 4:
-            from scapy.layers.inet import ICMP, IP
+            from scapy.layers.inet import ICMP
 
-            packet = IP(src=context.source, dst=context.destination, ttl=1) / ICMP(
-                type=8, id=self.identifier, seq=0
-            )
-            self._icmp_offset = 20
+            echo: Any = ICMP(type=8, id=self.identifier, seq=0)
         else:
-            from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+            from scapy.layers.inet6 import ICMPv6EchoRequest
 
-            packet = IPv6(src=context.source, dst=context.destination, hlim=1) / (
-                ICMPv6EchoRequest(id=self.identifier, seq=0)
-            )
-            self._icmp_offset = 40
-        self._template = bytes(packet / PAYLOAD)
+            echo = ICMPv6EchoRequest(id=self.identifier, seq=0)
+        self.template = bytes(self.ip() / echo / PAYLOAD)
+        self._checksum = int.from_bytes(self.template[self.l4 + 2 : self.l4 + 4], "big")
 
     def parameters(self) -> dict[str, Any]:
-        return {"identifier": self.identifier, "packet_size": len(self._template)}
+        return {
+            "identifier": self.identifier,
+            "packet_size": len(self.template),
+            "paris": self.paris,
+        }
 
     def build(self, ttl: int, attempt: int, seq: int) -> bytes:
-        packet = bytearray(self._template)
+        packet = bytearray(self.template)
         set_ttl(packet, ttl)
-        set_word(packet, self._icmp_offset + 6, seq, self._icmp_offset + 2)
+        set_word(packet, self.l4 + 6, seq, self.l4 + 2)
+        if self.paris:
+            steer_checksum(packet, self.l4 + 2, self._checksum, self.free_word)
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
@@ -70,21 +74,18 @@ class IcmpEcho(ProbeMethod):
                 return self._echo_reply(received, reply.id, reply.seq)
             request_layer = ICMPv6EchoRequest
         error = icmp_error(packet)
-        if error is None or not self._is_ours(error.quoted):
+        if error is None or not self.is_ours(error.quoted):
             return None
         request = error.quoted.getlayer(request_layer)
         if request is None or request.id != self.identifier:
             return None
         outcome = error_outcome(error.reply, received.address, self.context.destination)
-        return Match(request.seq, error.reply, outcome)
+        return Match(request.seq, error.reply, outcome, error.mpls)
 
     def _echo_reply(self, received: Received, identifier: int, seq: int) -> Match | None:
         if identifier != self.identifier or received.address != self.context.destination:
             return None
         return Match(seq, "echo-reply", Outcome.REACHED)
-
-    def _is_ours(self, quoted: Any) -> bool:
-        return bool(quoted.src == self.context.source and quoted.dst == self.context.destination)
 
 
 @hookimpl

@@ -1,0 +1,66 @@
+"""What the built-in probe methods share: a packet built once by scapy, patched per probe."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from tracekit.errors import BadInput
+from tracekit.probe import ProbeContext, ProbeMethod
+
+#: Probe payload: 32 bytes, as traceroute's default 60-byte IPv4 probes. Its last word is
+#: free for flow-stable probes to steer the checksum with.
+PAYLOAD = b"tracekit".ljust(32, b"\0")
+
+
+class PacketProbe(ProbeMethod):
+    """A probe method whose packets differ only in TTL and a few header fields."""
+
+    def __init__(self, context: ProbeContext) -> None:
+        self.context = context
+        #: Offset of the layer above IP in our packets.
+        self.l4 = 20 if context.ip_version == 4 else 40
+        self._reserved: socket.socket | None = None
+        self.template = b""
+
+    def ip(self, **fields: Any) -> Any:
+        """A scapy IP/IPv6 header from our source to the destination."""
+        if self.context.ip_version == 4:
+            from scapy.layers.inet import IP
+
+            return IP(src=self.context.source, dst=self.context.destination, ttl=1, **fields)
+        from scapy.layers.inet6 import IPv6
+
+        return IPv6(src=self.context.source, dst=self.context.destination, hlim=1, **fields)
+
+    @property
+    def free_word(self) -> int:
+        """Offset of the payload word that may be changed to steer a checksum."""
+        return len(self.template) - 2
+
+    def is_ours(self, quoted: Any) -> bool:
+        """Whether a quoted IP header is one of this trace's probes (source and destination)."""
+        return bool(quoted.src == self.context.source and quoted.dst == self.context.destination)
+
+    def reserve_port(self, kind: int, port: int | None) -> int:
+        """Bind a socket to our source port so no other program (or trace) uses it meanwhile.
+
+        The kernel picks a free port unless ``port`` is given. A TCP socket that is bound but
+        not listening makes the kernel answer a SYN-ACK with a RST, so no half-open
+        connection lingers at the destination.
+        """
+        family = socket.AF_INET if self.context.ip_version == 4 else socket.AF_INET6
+        sock = socket.socket(family, kind)
+        try:
+            sock.bind((self.context.source, port or 0))
+        except OSError as exc:
+            sock.close()
+            raise BadInput(f"source port {port} is not free: {exc.strerror}") from exc
+        self._reserved = sock
+        bound: int = sock.getsockname()[1]
+        return bound
+
+    def close(self) -> None:
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None

@@ -1,0 +1,101 @@
+"""TCP SYN probes (``--probe tcp``), over IPv4 and IPv6: port 80 unless ``--port``.
+
+Every probe has the same addresses and ports (flow-stable by nature); the probe is told by
+its sequence number, which ICMP errors quote and the destination acknowledges (plus one).
+The destination is reached when it answers SYN-ACK (port open) or RST (port closed).
+
+The source port is reserved by a bound TCP socket that never listens, so our kernel answers
+the destination's SYN-ACK with a RST: no half-open connection is left behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from typing import Any
+
+from tracekit import hookimpl
+from tracekit.hookspecs import RegisterProbe
+from tracekit.packets import set_long, set_ttl
+from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probes.common import PacketProbe
+from tracekit.replies import error_outcome, icmp_error
+
+DEFAULT_PORT = 80
+_SYN, _RST, _ACK = 0x02, 0x04, 0x10
+
+
+class TcpSyn(PacketProbe):
+    """SYN segments whose sequence numbers count the probes from a random start."""
+
+    extra_protocols = (socket.IPPROTO_TCP,)
+
+    def __init__(self, context: ProbeContext) -> None:
+        super().__init__(context)
+        from scapy.layers.inet import TCP
+
+        self.port: int = context.options.get("port") or DEFAULT_PORT
+        self.source_port = self.reserve_port(socket.SOCK_STREAM, context.options.get("source_port"))
+        self.isn = secrets.randbits(32)
+        syn = TCP(
+            sport=self.source_port,
+            dport=self.port,
+            seq=self.isn,
+            flags="S",
+            window=64240,
+            options=[("MSS", 1460)],
+        )
+        self.template = bytes(self.ip() / syn)
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "source_port": self.source_port,
+            "packet_size": len(self.template),
+        }
+
+    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+        packet = bytearray(self.template)
+        set_ttl(packet, ttl)
+        set_long(packet, self.l4 + 4, (self.isn + seq) & 0xFFFFFFFF, self.l4 + 16)
+        return bytes(packet)
+
+    def match(self, received: Received) -> Match | None:
+        from scapy.layers.inet import TCP, TCPerror
+
+        packet = received.packet
+        segment = packet.getlayer(TCP)
+        if segment is not None and not packet.haslayer(TCPerror):
+            return self._answer(received, segment)
+        error = icmp_error(packet)
+        if error is None or not self.is_ours(error.quoted):
+            return None
+        quoted = error.quoted.getlayer(TCPerror)
+        if quoted is None or (quoted.sport, quoted.dport) != (self.source_port, self.port):
+            return None
+        seq = (quoted.seq - self.isn) & 0xFFFFFFFF
+        outcome = error_outcome(error.reply, received.address, self.context.destination)
+        return Match(seq, error.reply, outcome, error.mpls)
+
+    def _answer(self, received: Received, segment: Any) -> Match | None:
+        """The destination's own answer: SYN-ACK or RST, acknowledging our sequence + 1."""
+        if received.address != self.context.destination:
+            return None
+        if (segment.sport, segment.dport) != (self.port, self.source_port):
+            return None
+        flags = int(segment.flags)
+        if not flags & _ACK:
+            return None  # a bare RST does not say which probe it answers
+        if flags & _SYN:
+            reply = "syn-ack"
+        elif flags & _RST:
+            reply = "rst"
+        else:
+            return None
+        seq = (segment.ack - 1 - self.isn) & 0xFFFFFFFF
+        return Match(seq, reply, Outcome.REACHED)
+
+
+@hookimpl
+def tracekit_register_probes(register: RegisterProbe) -> None:
+    register("tcp", TcpSyn, "TCP SYN to a port, 80 by default (like traceroute -T)")
