@@ -83,7 +83,10 @@ def test_demo_errors_are_one_line(clean_machine: None) -> None:
     assert process.returncode == 2 and len(process.stderr.splitlines()) == 1
     process = demo("--probe", "nope")
     assert process.returncode == 2
-    assert process.stderr.splitlines()[-1] == "tracekit: unknown probe 'nope'; available: icmp"
+    assert (
+        process.stderr.splitlines()[-1]
+        == "tracekit: unknown probe 'nope'; available: icmp, tcp, udp"
+    )
 
 
 def test_demo_cleans_up_after_ctrl_c(clean_machine: None) -> None:

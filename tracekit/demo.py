@@ -39,7 +39,7 @@ def run_demo(routers: int, silent: int, trace_args: list[str]) -> int:
 def _describe(lab: Lab, ip_version: int) -> str:
     hops = []
     for node in [*lab.router_names, "server"]:
-        silent = node.startswith("r") and int(node[1:]) in tuple(lab.silent)
+        silent = node in tuple(lab.silent)
         address = lab.address(node, ip_version)
         hops.append(f"{node} {address}" + (" (silent)" if silent else ""))
     client = lab.address("client", ip_version)

@@ -65,38 +65,50 @@ class Link:
 class Lab:
     """A throwaway network. Use as a context manager, or call :meth:`build` and :meth:`close`.
 
-    ``routers`` routers in a chain; the routers numbered in ``silent`` (from 1) send no ICMP
-    errors at all. ``ratelimit`` is the routers' ICMP rate limit in milliseconds (0: none;
-    ``None``: the kernel default, about one error per second after a small burst). The
-    kernel's separate limit on errors for unroutable destinations (``ip route add
-    prohibit``...) is machine-wide and stays as it is: to make a router refuse traffic in a
-    test, use nftables ``reject`` (see :meth:`nft`).
+    ``routers`` routers in a chain, or any ``topology``: a list of links as node pairs, which
+    must include the nodes ``client`` and ``server``; every other node is a router. Where
+    several shortest paths lead on, routers spread traffic over them (ECMP), hashing on
+    ports too when ``multipath_hash=1`` (``fib_multipath_hash_policy``).
+
+    Routers named (``"r2"``) or numbered (``2``) in ``silent`` send no ICMP errors at all.
+    ``ratelimit`` is the routers' ICMP rate limit in milliseconds (0: none; ``None``: the
+    kernel default, about one error per second after a small burst). The kernel's separate
+    limit on errors for unroutable destinations (``ip route add prohibit``...) is
+    machine-wide and stays as it is: to make a router refuse traffic in a test, use
+    nftables ``reject`` (see :meth:`nft`).
     """
 
     routers: int = 3
-    silent: Iterable[int] = ()
+    silent: Iterable[int | str] = ()
     ratelimit: int | None = 0
     tcp_ports: Sequence[int] = TCP_PORTS
+    topology: Sequence[tuple[str, str]] | None = None
+    multipath_hash: int | None = None
     tag: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(2)}")
     links: list[Link] = field(default_factory=list)
     _built: list[str] = field(default_factory=list, repr=False)
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.silent = tuple(self.silent)
-        chain = ["client", *self.router_names, "server"]
-        if not self.links:
-            self.links = [Link(i + 1, a, b) for i, (a, b) in enumerate(itertools.pairwise(chain))]
+        self.silent = tuple(f"r{s}" if isinstance(s, int) else s for s in self.silent)
+        if self.topology is None:
+            chain = ["client", *(f"r{i}" for i in range(1, self.routers + 1)), "server"]
+            self.topology = list(itertools.pairwise(chain))
+        self.links = [Link(i + 1, a, b) for i, (a, b) in enumerate(self.topology)]
+        if not {"client", "server"} <= set(self.nodes):
+            raise LabError("a topology needs a client and a server")
 
     # -- topology -----------------------------------------------------------------------------
 
     @property
-    def router_names(self) -> list[str]:
-        return [f"r{i}" for i in range(1, self.routers + 1)]
+    def nodes(self) -> list[str]:
+        """Every node: the client, the routers in order of appearance, the server."""
+        seen = dict.fromkeys(node for link in self.links for node in (link.a, link.b))
+        return ["client", *(n for n in seen if n not in ("client", "server")), "server"]
 
     @property
-    def nodes(self) -> list[str]:
-        return ["client", *self.router_names, "server"]
+    def router_names(self) -> list[str]:
+        return self.nodes[1:-1]
 
     def netns(self, node: str) -> str:
         """The namespace name of ``node``."""
@@ -105,8 +117,11 @@ class Lab:
     def links_of(self, node: str) -> list[Link]:
         return [link for link in self.links if node in (link.a, link.b)]
 
+    def neighbours(self, node: str) -> list[str]:
+        return [link.peer(node) for link in self.links_of(node)]
+
     def address(self, node: str, ip_version: int = 4) -> str:
-        """The main address of ``node``: where traffic from the client reaches it."""
+        """The main address of ``node``: where traffic from the client first reaches it."""
         path = self.path("client", node)
         if len(path) < 2:
             return self.links_of(node)[0].address(node, ip_version)
@@ -115,34 +130,58 @@ class Lab:
     def name(self, node: str) -> str:
         return f"{node}.{DOMAIN}"
 
-    def path(self, src: str, dst: str) -> list[str]:
-        """Nodes on a shortest path from ``src`` to ``dst``, both included."""
-        previous: dict[str, str | None] = {src: None}
+    def distances(self, src: str) -> dict[str, int]:
+        """Hops from ``src`` to every node."""
+        distance = {src: 0}
         todo = deque([src])
         while todo:
             node = todo.popleft()
-            for link in self.links_of(node):
-                peer = link.peer(node)
-                if peer not in previous:
-                    previous[peer] = node
+            for peer in self.neighbours(node):
+                if peer not in distance:
+                    distance[peer] = distance[node] + 1
                     todo.append(peer)
-        if dst not in previous:
-            raise LabError(f"{dst} is not connected to {src}")
-        out: list[str] = []
-        step: str | None = dst
-        while step is not None:
-            out.append(step)
-            step = previous[step]
-        return out[::-1]
+        return distance
+
+    def next_hops(self, node: str, dst: str) -> list[str]:
+        """The neighbours of ``node`` on a shortest path to ``dst`` (several: ECMP)."""
+        distance = self.distances(dst)
+        if node not in distance:
+            raise LabError(f"{dst} is not connected to {node}")
+        return [p for p in self.neighbours(node) if distance.get(p) == distance[node] - 1]
+
+    def path(self, src: str, dst: str) -> list[str]:
+        """Nodes on one shortest path from ``src`` to ``dst``, both included."""
+        out = [src]
+        while out[-1] != dst:
+            out.append(self.next_hops(out[-1], dst)[0])
+        return out
+
+    def hop_choices(self, ip_version: int = 4, dst: str = "server") -> list[set[str | None]]:
+        """For each TTL from the client to ``dst``: the addresses that may answer there
+        (``None`` for a silent router). More than one where paths split (ECMP)."""
+        from_client = self.distances("client")
+        to_dst = self.distances(dst)
+        total = to_dst["client"]
+        hops: list[set[str | None]] = []
+        for ttl in range(1, total + 1):
+            choices: set[str | None] = set()
+            for node in self.nodes:
+                if from_client.get(node) != ttl or to_dst.get(node) != total - ttl:
+                    continue
+                for before in self.neighbours(node):
+                    if from_client.get(before) == ttl - 1:
+                        address = self._link_between(before, node).address(node, ip_version)
+                        choices.add(None if node in self.silent else address)
+            hops.append(choices)
+        return hops
 
     def expected_hops(self, ip_version: int = 4, dst: str = "server") -> list[str | None]:
         """The addresses a trace from the client to ``dst`` must show, ``None`` for silent."""
-        path = self.path("client", dst)
-        hops: list[str | None] = []
-        for before, node in itertools.pairwise(path):
-            silent = node in self.router_names and int(node[1:]) in self.silent
-            address = self._link_between(before, node).address(node, ip_version)
-            hops.append(None if silent else address)
+        hops = []
+        for ttl, choices in enumerate(self.hop_choices(ip_version, dst), start=1):
+            if len(choices) != 1:
+                raise LabError(f"TTL {ttl} has several possible hops: use hop_choices()")
+            hops.append(next(iter(choices)))
         return hops
 
     def _link_between(self, a: str, b: str) -> Link:
@@ -193,6 +232,9 @@ class Lab:
         if self.ratelimit is not None:
             settings["net/ipv4/icmp_ratelimit"] = self.ratelimit
             settings["net/ipv6/icmp/ratelimit"] = self.ratelimit
+        if router and self.multipath_hash is not None:
+            settings["net/ipv4/fib_multipath_hash_policy"] = self.multipath_hash
+            settings["net/ipv6/fib_multipath_hash_policy"] = self.multipath_hash
         if self.ratelimit == 0:  # the per-namespace budget for all ICMP errors, too
             settings["net/ipv4/icmp_msgs_per_sec"] = 1_000_000
             settings["net/ipv4/icmp_msgs_burst"] = 1_000_000
@@ -212,16 +254,17 @@ class Lab:
         for link in self.links:
             if node in (link.a, link.b):
                 continue
-            # Route each subnet via the neighbour on a shortest path to it.
-            path = min((self.path(node, link.a), self.path(node, link.b)), key=len)
-            via = self._link_between(node, path[1])
-            gateway = path[1]
+            # Route each subnet via the neighbours on shortest paths to it (several: ECMP).
+            near = min((link.a, link.b), key=lambda end: self.distances(end).get(node, 1 << 30))
+            gateways = self.next_hops(node, near)
             for version in (4, 6):
-                self._ip(
-                    *ip, f"-{version}", "route", "add", link.subnet(version),
-                    "via", via.address(gateway, version),
-                )  # fmt: skip
-        if node in self.router_names and int(node[1:]) in self.silent:
+                vias = [self._link_between(node, g).address(g, version) for g in gateways]
+                if len(vias) == 1:
+                    route = ["via", vias[0]]
+                else:
+                    route = [word for via in vias for word in ("nexthop", "via", via)]
+                self._ip(*ip, f"-{version}", "route", "add", link.subnet(version), *route)
+        if node in self.silent:
             self.make_silent(node)
 
     def make_silent(self, node: str) -> None:

@@ -1,0 +1,186 @@
+"""UDP and TCP probes, flow-stable probing and ICMP extensions (pure logic, scapy-made
+packets; the same probes on a real network are in test_probes_netns.py)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6
+
+from tracekit.model import Hop, Host, ProbeResult
+from tracekit.outputs.text import hop_line
+from tracekit.packets import internet_checksum
+from tracekit.probe import Outcome, ProbeContext, Received
+from tracekit.probes.icmp import IcmpEcho
+from tracekit.probes.tcp import TcpSyn
+from tracekit.probes.udp import BASE_PORT, UdpProbe
+from tracekit.replies import icmp_error
+
+# Probes reserve their source port with a real socket, so the source must be a local address.
+SRC = {4: "127.0.0.1", 6: "::1"}
+DST = {4: "10.0.4.2", 6: "2001:db8:4::2"}
+HOP = {4: "10.0.2.2", 6: "2001:db8:2::2"}
+
+
+@pytest.fixture
+def probes() -> Iterator[list[Any]]:
+    made: list[Any] = []
+    yield made
+    for probe in made:
+        probe.close()
+
+
+def make(probes: list[Any], cls: Any, version: int, **options: Any) -> Any:
+    probe = cls(ProbeContext(version, SRC[version], DST[version], options))
+    probes.append(probe)
+    return probe
+
+
+def received(packet: Any) -> Received:
+    data = bytes(packet)
+    version = data[0] >> 4
+    parsed = IP(data) if version == 4 else IPv6(data)
+    return Received(data, version, parsed.src, 0.0, 64)
+
+
+def error_about(probe_bytes: bytes, version: int, code: int | None = None) -> Any:
+    """A time-exceeded (or, with ``code``, unreachable) error from HOP quoting a probe."""
+    if version == 4:
+        icmp = ICMP(type=11) if code is None else ICMP(type=3, code=code)
+        return IP(src=HOP[version], dst=SRC[version]) / icmp / probe_bytes
+    icmp6 = ICMPv6TimeExceeded() if code is None else ICMPv6DestUnreach(code=code)
+    return IPv6(src=HOP[version], dst=SRC[version]) / icmp6 / probe_bytes
+
+
+def valid_l4_checksum(data: bytes) -> bool:
+    """Whether scapy, recomputing the UDP/TCP/ICMP checksum, gets the one in the packet."""
+    packet = IP(data) if data[0] >> 4 == 4 else IPv6(data)
+    layer = packet.payload
+    name = "cksum" if hasattr(layer, "cksum") else "chksum"
+    original = getattr(layer, name)
+    delattr(layer, name)
+    rebuilt = IP(bytes(packet)) if data[0] >> 4 == 4 else IPv6(bytes(packet))
+    return bool(getattr(rebuilt.payload, name) == original)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_classic_udp_counts_destination_ports_up(probes: list[Any], version: int) -> None:
+    probe = make(probes, UdpProbe, version)
+    packets = [probe.build(ttl, 0, seq) for seq, ttl in enumerate([1, 1, 2, 9])]
+    ports = [(IP(p) if version == 4 else IPv6(p))[UDP].dport for p in packets]
+    assert ports == [BASE_PORT, BASE_PORT + 1, BASE_PORT + 2, BASE_PORT + 3]
+    assert all(valid_l4_checksum(p) for p in packets)
+    match = probe.match(received(error_about(packets[2], version)))
+    assert match is not None and (match.seq, match.outcome) == (2, Outcome.HOP)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_paris_udp_keeps_the_flow_and_steers_the_checksum(probes: list[Any], version: int) -> None:
+    probe = make(probes, UdpProbe, version, paris=True)
+    packets = [probe.build(ttl, 0, seq) for seq, ttl in enumerate(range(1, 40))]
+    parsed = [(IP(p) if version == 4 else IPv6(p))[UDP] for p in packets]
+    assert len({(u.sport, u.dport, u.len) for u in parsed}) == 1  # one flow
+    assert [u.chksum for u in parsed] == [seq + 1 for seq in range(39)]
+    assert all(valid_l4_checksum(p) for p in packets)
+    match = probe.match(received(error_about(packets[17], version)))
+    assert match is not None and match.seq == 17
+
+
+def test_fixed_udp_port_is_flow_stable(probes: list[Any]) -> None:
+    probe = make(probes, UdpProbe, 4, port=53)
+    assert probe.paris and probe.parameters()["port"] == 53
+    assert {IP(probe.build(t, 0, t))[UDP].dport for t in range(1, 9)} == {53}
+
+
+def test_udp_port_unreachable_from_the_destination_means_reached(probes: list[Any]) -> None:
+    probe = make(probes, UdpProbe, 4)
+    packet = probe.build(4, 0, 5)
+    reply = IP(src=DST[4], dst=SRC[4]) / ICMP(type=3, code=3) / packet
+    match = probe.match(received(reply))
+    assert match is not None
+    assert (match.seq, match.reply, match.outcome) == (5, "port-unreachable", Outcome.REACHED)
+
+
+def test_udp_ignores_errors_about_another_source_port(probes: list[Any]) -> None:
+    ours, theirs = make(probes, UdpProbe, 4), make(probes, UdpProbe, 4)
+    assert ours.source_port != theirs.source_port
+    assert ours.match(received(error_about(theirs.build(2, 0, 1), 4))) is None
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_tcp_syns_count_sequence_numbers(probes: list[Any], version: int) -> None:
+    probe = make(probes, TcpSyn, version, port=443)
+    packets = [probe.build(ttl, 0, seq) for seq, ttl in enumerate([1, 2, 3])]
+    segments = [(IP(p) if version == 4 else IPv6(p))[TCP] for p in packets]
+    assert {(s.sport, s.dport, str(s.flags)) for s in segments} == {(probe.source_port, 443, "S")}
+    assert [s.seq for s in segments] == [(probe.isn + i) & 0xFFFFFFFF for i in range(3)]
+    assert all(valid_l4_checksum(p) for p in packets)
+    match = probe.match(received(error_about(packets[1], version)))
+    assert match is not None and (match.seq, match.outcome) == (1, Outcome.HOP)
+
+
+@pytest.mark.parametrize("flags,reply", [("SA", "syn-ack"), ("RA", "rst")])
+def test_tcp_answers_from_the_destination(probes: list[Any], flags: str, reply: str) -> None:
+    probe = make(probes, TcpSyn, 4)
+    answer = IP(src=DST[4], dst=SRC[4]) / TCP(
+        sport=80, dport=probe.source_port, flags=flags, ack=(probe.isn + 7 + 1) & 0xFFFFFFFF
+    )
+    match = probe.match(received(answer))
+    assert match is not None
+    assert (match.seq, match.reply, match.outcome) == (7, reply, Outcome.REACHED)
+    stray = IP(src=DST[4], dst=SRC[4]) / TCP(sport=80, dport=probe.source_port + 1, flags="SA")
+    assert probe.match(received(stray)) is None
+    bare_rst = IP(src=DST[4], dst=SRC[4]) / TCP(sport=80, dport=probe.source_port, flags="R")
+    assert probe.match(received(bare_rst)) is None
+
+
+def test_tcp_admin_prohibited_ends_the_trace(probes: list[Any]) -> None:
+    probe = make(probes, TcpSyn, 6)
+    match = probe.match(received(error_about(probe.build(3, 0, 4), 6, code=1)))
+    assert match is not None
+    assert (match.reply, match.outcome) == ("admin-prohibited", Outcome.UNREACHABLE)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_paris_icmp_keeps_the_checksum(probes: list[Any], version: int) -> None:
+    probe = make(probes, IcmpEcho, version, paris=True)
+    packets = [probe.build(ttl, 0, seq) for seq, ttl in enumerate(range(1, 20))]
+    offset = 20 if version == 4 else 40
+    assert len({p[offset : offset + 4] for p in packets}) == 1  # type, code, checksum
+    assert all(valid_l4_checksum(p) for p in packets)
+    match = probe.match(received(error_about(packets[11], version)))
+    assert match is not None and match.seq == 11
+
+
+def _with_mpls(error: bytes, labels: list[tuple[int, int, int, int]]) -> bytes:
+    """An ICMPv4 time-exceeded (RFC 4884 length set) carrying an MPLS extension."""
+    stack = b"".join(struct.pack("!I", (lab << 12) | (tc << 9) | (s << 8) | ttl)
+                     for lab, tc, s, ttl in labels)  # fmt: skip
+    header = bytearray(b"\x20\x00\x00\x00" + struct.pack("!HBB", 4 + len(stack), 1, 1) + stack)
+    header[2:4] = internet_checksum(bytes(header)).to_bytes(2, "big")
+    quoted = error.ljust(128, b"\0")
+    return bytes(IP(src=HOP[4], dst=SRC[4]) / ICMP(type=11, length=32) / quoted / bytes(header))
+
+
+def test_mpls_label_stack_is_read_from_the_icmp_extension(probes: list[Any]) -> None:
+    probe = make(probes, UdpProbe, 4)
+    packet = _with_mpls(probe.build(2, 0, 3), [(16010, 0, 0, 1), (24001, 5, 1, 1)])
+    error = icmp_error(IP(packet))
+    assert error is not None
+    assert [(m.label, m.tc, m.s, m.ttl) for m in error.mpls] == [
+        (16010, 0, False, 1),
+        (24001, 5, True, 1),
+    ]
+    match = probe.match(received(IP(packet)))
+    assert match is not None and match.seq == 3 and len(match.mpls) == 2
+
+
+def test_mpls_is_shown_compactly_in_text() -> None:
+    result = ProbeResult("10.0.2.2", 1.5, "time-exceeded", 63,
+                         [{"label": 16010, "tc": 0, "s": True, "ttl": 1}])  # fmt: skip
+    hop = Hop(2, [result], {"10.0.2.2": Host("10.0.2.2")})
+    assert hop_line(hop, numeric=True) == " 2  10.0.2.2  1.500 ms <MPLS:L=16010,E=0,S=1,T=1>"
