@@ -102,6 +102,12 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
         click.option("-i", "--interface", metavar="NAME", help="Send from this interface."),
+        click.option("--geoip-db", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="City database (mmdb) for locations; default: see 'tracekit geoip "
+                     "status'."),
+        click.option("--asn-db", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="ASN database (mmdb) for autonomous systems."),
+        click.option("--no-geo", is_flag=True, help="No locations or ASNs (classic output)."),
         click.option("--format", "stdout_format", default="text", show_default=True,
                      metavar="NAME", help="Format on standard output ('none' for nothing)."),
         click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
@@ -152,6 +158,11 @@ def trace(host: str, **options: Any) -> int:
         interface=options["interface"],
         stdout_format=None if stdout_format == "none" else stdout_format,
         out_paths=[Path(p) for p in options["out_paths"]],
+        settings={
+            "geo": not options["no_geo"],
+            "geoip_db": options["geoip_db"],
+            "asn_db": options["asn_db"],
+        },
         probe_options={
             "port": options["port"],
             "paris": options["paris"],

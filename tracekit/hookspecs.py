@@ -15,6 +15,7 @@ Argument names are part of the API: they are never renamed or removed, only adde
 A trace calls the hooks in this order::
 
     tracekit_register_probes / tracekit_register_outputs   (once, to choose the plugins)
+    tracekit_configure                (before anything is sent)
     tracekit_trace_started
         tracekit_probe_answered       (for every answer, as it arrives)
         tracekit_enrich_hop           (once per hop, when it is complete)
@@ -25,6 +26,7 @@ A trace calls the hooks in this order::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pluggy
 
@@ -64,6 +66,17 @@ def tracekit_register_outputs(register: RegisterOutput) -> None:
     users pass to ``--format``; ``suffixes`` (like ``[".json"]``) choose the format for
     ``--out FILE``. ``factory(target)`` gets a :class:`tracekit.output.OutputTarget` and
     returns a :class:`tracekit.output.Output`.
+    """
+
+
+@hookspec
+def tracekit_configure(settings: dict[str, Any]) -> None:
+    """Check the user's settings before anything is sent (see
+    :attr:`tracekit.model.Trace.settings`).
+
+    Raise :class:`tracekit.errors.BadInput` with a one-line message for a setting that
+    cannot work (a database file that is not one, say): tracekit then stops with exit
+    status 2. Open files here that the trace will need.
     """
 
 

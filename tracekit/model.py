@@ -88,6 +88,9 @@ class Trace:
     queries: int = 3
     started: datetime | None = None
     finished: datetime | None = None
+    #: What the user asked for that plugins may need: ``numeric`` (``-n``: no name lookups),
+    #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None).
+    settings: dict[str, Any] = field(default_factory=dict)
     #: True once the destination itself answered.
     reached: bool = False
     #: Why the trace ended: ``"reached"``, ``"unreachable"`` (an error other than

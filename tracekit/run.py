@@ -37,6 +37,8 @@ class TraceRequest:
     interface: str | None = None
     #: Method-specific options (see :class:`tracekit.probe.ProbeContext`).
     probe_options: dict[str, Any] = field(default_factory=dict)
+    #: Options for enrichment and output plugins (see :attr:`tracekit.model.Trace.settings`).
+    settings: dict[str, Any] = field(default_factory=dict)
     #: The format written to standard output, or ``None`` for nothing.
     stdout_format: str | None = "text"
     #: Files to write; the format is chosen by each file's suffix.
@@ -94,8 +96,8 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
         registry.output_for_path(str(path))
     if request.stdout_format:
         registry.output(request.stdout_format)
-    if request.numeric and pm.has_plugin("rdns"):
-        pm.set_blocked("rdns")
+    settings = {"numeric": request.numeric, **request.settings}
+    pm.hook.tracekit_configure(settings=settings)  # checks databases etc. before probing
 
     address, ip_version = resolve(request.target, request.ip_version)
     source = source_for(address, ip_version, request.interface)
@@ -118,6 +120,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
             first_ttl=s.first_ttl,
             max_ttl=s.max_ttl,
             queries=s.queries,
+            settings=settings,
             started=datetime.now(timezone.utc),
         )
 

@@ -72,7 +72,8 @@ _resolvers: dict[int, ReverseDns] = {}
 
 @hookimpl
 def tracekit_trace_started(trace: Trace) -> None:
-    _resolvers[id(trace)] = ReverseDns()
+    if not trace.settings.get("numeric"):
+        _resolvers[id(trace)] = ReverseDns()
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Trace
+from tracekit.model import Hop, Host, Trace
 from tracekit.output import Output
 from tracekit.replies import marker
 from tracekit.sanitize import printable
@@ -24,6 +24,22 @@ def header(trace: Trace) -> str:
     )
 
 
+def geo_label(host: Host | None) -> str:
+    """`` [AS64500 Frankfurt, DE]`` from a host's ASN and location annotations, or ``""``."""
+    if host is None:
+        return ""
+    parts = []
+    asn = host.annotations.get("asn")
+    if asn:
+        parts.append(f"AS{asn['number']}")
+    location = host.annotations.get("location")
+    if location:
+        place = ", ".join(p for p in (location.get("city"), location.get("country_code")) if p)
+        if place:
+            parts.append(place)
+    return f" [{printable(' '.join(parts))}]" if parts else ""
+
+
 def hop_line(hop: Hop, numeric: bool = False) -> str:
     """One hop as ``traceroute`` prints it; the host is repeated when it changes."""
     parts = [f"{hop.ttl:2d} "]
@@ -34,11 +50,13 @@ def hop_line(hop: Hop, numeric: bool = False) -> str:
             continue
         if probe.address != shown:
             shown = probe.address
+            host = hop.hosts.get(shown)
             if numeric:
                 parts.append(f" {shown}")
             else:
-                name = hop.hosts[shown].name if shown in hop.hosts else None
+                name = host.name if host is not None else None
                 parts.append(f" {printable(name or shown)} ({shown})")
+            parts.append(geo_label(host))
         parts.append(f"  {probe.rtt_ms:.3f} ms")
         mark = marker(probe.reply)
         if mark:

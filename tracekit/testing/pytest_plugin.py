@@ -4,6 +4,8 @@ once tracekit is installed).
 ``tracekit_lab``
     A chain of three routers (``r2`` silent) between a client and a server, built once per
     test session and shared.
+``tracekit_geodb``
+    ``(city_path, asn_path)``: small GeoIP databases placing the shared lab in real cities.
 ``tracekit_lab_factory``
     ``tracekit_lab_factory(routers=..., silent=..., ratelimit=...)`` builds a lab of your own
     for one test; it is removed after the test, whether the test passed or not.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +45,17 @@ def tracekit_lab() -> Iterator[Lab]:
     _require_root()
     with Lab(routers=3, silent=[2], ratelimit=0) as lab:
         yield lab
+
+
+@pytest.fixture(scope="session")
+def tracekit_geodb(
+    tracekit_lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """City and ASN databases placing ``tracekit_lab``'s addresses in real cities
+    (:data:`tracekit.testing.geodb.PLACES`); needs ``mmdb-writer``."""
+    from tracekit.testing.geodb import write_databases
+
+    return write_databases(tracekit_lab, tmp_path_factory.mktemp("geodb"))
 
 
 @pytest.fixture
