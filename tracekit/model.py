@@ -89,8 +89,12 @@ class Trace:
     started: datetime | None = None
     finished: datetime | None = None
     #: What the user asked for that plugins may need: ``numeric`` (``-n``: no name lookups),
-    #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None).
+    #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None),
+    #: ``origin`` (``(latitude, longitude)`` from ``--origin``, or None).
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Trace-wide annotations by plugins (JSON-serialisable), e.g. ``"source"``: what the
+    #: GeoIP databases say about our own address, ``"geoip"``: which databases were used.
+    annotations: dict[str, Any] = field(default_factory=dict)
     #: True once the destination itself answered.
     reached: bool = False
     #: Why the trace ended: ``"reached"``, ``"unreachable"`` (an error other than

@@ -71,12 +71,17 @@ def open_database(path: Path, kind: str) -> Any:
         raise BadInput(f"GeoIP database {path} does not exist") from None
     except (OSError, ValueError, maxminddb.errors.InvalidDatabaseError) as exc:
         raise BadInput(f"{path} is not a MaxMind DB (mmdb) file: {exc}") from None
-    database_type = reader.metadata().database_type
-    is_asn = "ASN" in database_type or "ISP" in database_type
-    if is_asn != (kind == "asn"):
+    import geoip2.errors
+
+    try:  # geoip2 knows which lookups a database type allows
+        reader.asn("192.0.2.1") if kind == "asn" else reader.city("192.0.2.1")
+    except TypeError:
+        database_type = reader.metadata().database_type
         reader.close()
         wanted = "an ASN" if kind == "asn" else "a City"
-        raise BadInput(f"{path} is a {database_type} database, not {wanted} database")
+        raise BadInput(f"{path} is a {database_type} database, not {wanted} database") from None
+    except (geoip2.errors.AddressNotFoundError, ValueError):
+        pass
     return reader
 
 
@@ -153,6 +158,27 @@ def tracekit_configure(settings: dict[str, Any]) -> None:
         path, _ = find_database(kind, settings.get(SETTING[kind]))
         readers[kind] = open_database(path, kind) if path is not None else None
     _state["current"] = GeoIp(readers["city"], readers["asn"])
+
+
+def _describe(reader: Any) -> dict[str, Any] | None:
+    if reader is None:
+        return None
+    metadata = reader.metadata()
+    return {
+        "type": metadata.database_type,
+        "description": metadata.description.get("en", ""),
+        "built": metadata.build_epoch,
+    }
+
+
+@hookimpl
+def tracekit_trace_started(trace: Trace) -> None:
+    geoip = _state.get("current")
+    if geoip is None:
+        return
+    trace.annotations["geoip"] = {"city": _describe(geoip.city), "asn": _describe(geoip.asn)}
+    if trace.source is not None and geoip.annotations(trace.source):
+        trace.annotations["source"] = geoip.annotations(trace.source)
 
 
 @hookimpl

@@ -56,6 +56,7 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "finished": trace.finished.isoformat() if trace.finished else None,
         "reached": trace.reached,
         "end": trace.end,
+        "annotations": trace.annotations,
         "hops": [_hop(h) for h in trace.hops],
     }
 

@@ -49,8 +49,11 @@ def write_databases(
     from netaddr import IPSet
 
     places = PLACES if places is None else places
-    city = MMDBWriter(6, "GeoLite2-City", ["en"], "tracekit test City", ipv4_compatible=True)
-    asn = MMDBWriter(6, "GeoLite2-ASN", ["en"], "tracekit test ASN", ipv4_compatible=True)
+    # The type names say that these are no one's real data, and what geoip2 needs to read
+    # them ("City"; "GeoLite2-ASN", as DB-IP's ASN files say too).
+    city = MMDBWriter(6, "Tracekit-Test-City", ["en"], "tracekit test places", ipv4_compatible=True)
+    asn_type = "Tracekit-Test-ASN (compat=GeoLite2-ASN)"
+    asn = MMDBWriter(6, asn_type, ["en"], "tracekit test networks", ipv4_compatible=True)
     for node in lab.nodes:
         place = places.get(node)
         if place is None:

@@ -1,0 +1,276 @@
+"""An HTML map of the route (``--out FILE.html``), drawn with folium and Leaflet.
+
+The page works offline: Leaflet is inlined, and a world outline (Natural Earth land) lies under
+the route, so it reads as a map even when no tiles can be fetched. Text from the network
+(reverse DNS names, ASN organisations, database strings) never reaches the page as markup:
+it travels as JSON data, escaped for a ``<script>`` block, and is put into the page with
+``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+
+from tracekit import hookimpl
+from tracekit.hookspecs import RegisterOutput
+from tracekit.model import Host, Trace
+from tracekit.output import Output
+
+ASSETS = files("tracekit.outputs") / "mapassets"
+TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+TILES_CREDIT = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+DBIP_CREDIT = '<a href="https://db-ip.com">IP Geolocation by DB-IP</a> (CC BY 4.0)'
+MAXMIND_CREDIT = 'GeoLite2 data created by <a href="https://www.maxmind.com">MaxMind</a>'
+NO_LOCATIONS = (
+    "No hop could be located: no GeoIP database was found, or it does not know these "
+    "addresses. Run 'tracekit geoip download' or pass --geoip-db FILE."
+)
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside a ``<script>`` element (no ``</script>``,
+    ``<!--``, or line separators can appear)."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _rtt_colour(rtt: float | None, slowest: float) -> str:
+    """Green for the fastest answers through yellow to red for the slowest."""
+    if rtt is None or slowest <= 0:
+        return "#777777"
+    share = min(1.0, rtt / slowest)
+    red = int(255 * min(1.0, 2 * share))
+    green = int(200 * min(1.0, 2 * (1 - share)))
+    return f"#{red:02x}{green:02x}30"
+
+
+def _host_info(host: Host) -> dict[str, Any]:
+    asn = host.annotations.get("asn") or {}
+    location = host.annotations.get("location") or {}
+    place = ", ".join(p for p in (location.get("city"), location.get("country")) if p)
+    return {
+        "address": host.address,
+        "name": host.name,
+        "asn": f"AS{asn['number']}" if asn.get("number") else None,
+        "org": asn.get("organization"),
+        "place": place or None,
+        "lat": location.get("latitude"),
+        "lon": location.get("longitude"),
+    }
+
+
+def map_data(trace: Trace) -> dict[str, Any]:
+    """Everything the page shows, as plain data."""
+    rtts = [p.rtt_ms for h in trace.hops for p in h.probes if p.rtt_ms is not None]
+    slowest = max(rtts, default=0.0)
+    hops, points = [], []
+    for hop in trace.hops:
+        hosts = []
+        for host in hop.hosts.values():
+            info = _host_info(host)
+            mine = [p.rtt_ms for p in hop.probes if p.address == host.address and p.rtt_ms]
+            info["rtts"] = [round(r, 3) for r in mine]
+            info["colour"] = _rtt_colour(min(mine, default=None), slowest)
+            hosts.append(info)
+            if info["lat"] is not None:
+                role = "destination" if host.address == trace.address else "hop"
+                points.append({**info, "ttl": hop.ttl, "role": role})
+        hops.append({"ttl": hop.ttl, "hosts": hosts})
+    origin = None
+    if trace.settings.get("origin"):
+        lat, lon = trace.settings["origin"]
+        origin = {"lat": lat, "lon": lon, "label": f"start: {trace.source} (--origin)"}
+    elif trace.annotations.get("source", {}).get("location"):
+        location = trace.annotations["source"]["location"]
+        place = ", ".join(p for p in (location.get("city"), location.get("country")) if p)
+        origin = {
+            "lat": location["latitude"],
+            "lon": location["longitude"],
+            "label": f"start: {trace.source} ({place})",
+        }
+    databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
+    started = trace.started.strftime("%Y-%m-%d %H:%M:%S UTC") if trace.started else ""
+    status = {"reached": "reached", "unreachable": "unreachable"}.get(
+        trace.end or "", "not reached"
+    )
+    return {
+        "title": f"tracekit: {trace.target} ({trace.address})",
+        "subtitle": f"{trace.probe.method} probes, {started}, {status}",
+        "hops": hops,
+        "points": points,
+        "origin": origin,
+        "databases": [f"{d['type']}: {d['description']}".strip(": ") for d in databases],
+        "message": None if points else NO_LOCATIONS,
+    }
+
+
+def _credits(trace: Trace) -> list[str]:
+    """Attribution for the data on the map (fixed strings of ours, never database text)."""
+    types = [d["type"] for d in (trace.annotations.get("geoip") or {}).values() if d]
+    credits = []
+    if any(t.upper().startswith("DBIP") for t in types):
+        credits.append(DBIP_CREDIT)
+    if any(t.startswith(("GeoLite2", "GeoIP2")) for t in types):
+        credits.append(MAXMIND_CREDIT)
+    return credits
+
+
+def render(trace: Trace) -> str:
+    """The map page as one self-contained HTML document."""
+    import folium
+    from branca.element import Element, MacroElement
+    from jinja2 import Template
+
+    page = folium.Map(location=[30, 10], zoom_start=2, tiles=None, control_scale=True)
+    page.default_js = []  # Leaflet is inlined below; nothing comes from a CDN
+    page.default_css = []
+    folium.TileLayer(TILES, attr=TILES_CREDIT, name="OpenStreetMap").add_to(page)
+    root: Any = page.get_root()  # a branca Figure
+    header = root.header
+    header.add_child(Element(f"<style>{(ASSETS / 'leaflet.css').read_text()}</style>"))
+    header.add_child(Element(f"<script>{(ASSETS / 'leaflet.js').read_text()}</script>"))
+    header.add_child(Element(f"<style>{STYLE}</style>"))
+    root.html.add_child(Element('<div id="tracekit-title"></div><div id="tracekit-panel"></div>'))
+    route = MacroElement()  # type: ignore[no-untyped-call]
+    route._name = "TracekitRoute"
+    route._template = Template(
+        "{% macro script(this, kwargs) %}"
+        "var tracekitData = " + script_json(map_data(trace)) + ";\n"
+        "var tracekitLand = " + (ASSETS / "land-110m.geojson").read_text() + ";\n"
+        "var tracekitCredits = " + script_json(_credits(trace)) + ";\n"
+        "tracekitDraw({{ this._parent.get_name() }}, tracekitData, tracekitLand,"
+        " tracekitCredits);\n"
+        "{% endmacro %}"
+    )
+    page.add_child(route)
+    header.add_child(Element(f"<script>{SCRIPT}</script>"))
+    html: str = root.render()
+    return html
+
+
+class MapOutput(Output):
+    """Writes the map when the trace is finished."""
+
+    def finish(self, trace: Trace) -> None:
+        self.target.stream.write(render(trace))
+        self.target.stream.flush()
+
+
+@hookimpl
+def tracekit_register_outputs(register: RegisterOutput) -> None:
+    register("map", MapOutput, "HTML map of the route, works offline (folium)", [".html"])
+
+
+STYLE = """
+#tracekit-title { position: absolute; top: 8px; left: 56px; z-index: 1000; background: #fff;
+  padding: 6px 10px; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.35);
+  font: 14px/1.3 system-ui, sans-serif; max-width: 60%; }
+#tracekit-title .sub { color: #555; font-size: 12px; }
+#tracekit-title .note { color: #a40000; font-size: 12px; margin-top: 4px; }
+#tracekit-panel { position: absolute; top: 8px; right: 8px; bottom: 24px; width: 300px;
+  z-index: 1000; overflow: auto; background: rgba(255,255,255,.95); border-radius: 4px;
+  box-shadow: 0 1px 4px rgba(0,0,0,.35); font: 12px/1.35 system-ui, sans-serif;
+  padding: 6px 8px; }
+#tracekit-panel .hop { padding: 3px 0; border-bottom: 1px solid #eee; }
+#tracekit-panel .ttl { display: inline-block; width: 2.2em; font-weight: bold; }
+#tracekit-panel .dim { color: #888; }
+.tracekit-popup { font: 12px/1.35 system-ui, sans-serif; }
+.tracekit-popup div { white-space: nowrap; }
+.leaflet-container { background: #cfe3f2; }
+"""
+
+SCRIPT = r"""
+function tracekitLine(parent, text, className) {
+  var div = document.createElement('div');
+  div.textContent = text;
+  if (className) { div.className = className; }
+  parent.appendChild(div);
+  return div;
+}
+function tracekitDescribe(host) {
+  var lines = [];
+  var named = host.name && host.name !== host.address;
+  lines.push(host.address + (named ? ' (' + host.name + ')' : ''));
+  if (host.asn) { lines.push(host.asn + (host.org ? ' ' + host.org : '')); }
+  if (host.place) { lines.push(host.place); }
+  if (host.rtts && host.rtts.length) {
+    lines.push('RTT ' + host.rtts.map(function (r) { return r.toFixed(3); }).join(' / ') + ' ms');
+  }
+  return lines;
+}
+function tracekitPopup(point) {
+  var div = document.createElement('div');
+  div.className = 'tracekit-popup';
+  tracekitLine(div, (point.role === 'destination' ? 'destination, ' : '') + 'TTL ' + point.ttl);
+  tracekitDescribe(point).forEach(function (line) { tracekitLine(div, line); });
+  return div;
+}
+function tracekitDraw(map, data, land, credits) {
+  document.title = data.title;
+  var title = document.getElementById('tracekit-title');
+  tracekitLine(title, data.title);
+  tracekitLine(title, data.subtitle, 'sub');
+  if (data.message) { tracekitLine(title, data.message, 'note'); }
+
+  map.createPane('land');
+  map.getPane('land').style.zIndex = 150;  // under the tiles: seen when there are none
+  L.geoJSON(land, {pane: 'land', interactive: false,
+    style: {color: '#8a9a8a', weight: 0.6, fillColor: '#eef0e6', fillOpacity: 1}}).addTo(map);
+  credits.forEach(function (credit) { map.attributionControl.addAttribution(credit); });
+
+  var line = [];
+  if (data.origin) {
+    line.push([data.origin.lat, data.origin.lon]);
+    var start = document.createElement('div');
+    tracekitLine(start, data.origin.label);
+    L.circleMarker([data.origin.lat, data.origin.lon], {radius: 9, color: '#1f4fbf',
+      weight: 3, fillColor: '#ffffff', fillOpacity: 1, className: 'tracekit-origin'})
+      .bindPopup(start).bindTooltip(start.cloneNode(true)).addTo(map);
+  }
+  data.points.forEach(function (point) {
+    line.push([point.lat, point.lon]);
+    var destination = point.role === 'destination';
+    var tip = document.createElement('div');
+    tracekitLine(tip, 'TTL ' + point.ttl + ': ' + point.address);
+    L.circleMarker([point.lat, point.lon], {radius: destination ? 10 : 7,
+      color: destination ? '#000000' : '#333333', weight: destination ? 3 : 1,
+      fillColor: point.colour, fillOpacity: 0.95,
+      className: destination ? 'tracekit-destination' : 'tracekit-hop'})
+      .bindPopup(tracekitPopup(point)).bindTooltip(tip).addTo(map);
+  });
+  if (line.length > 1) {
+    L.polyline(line, {color: '#1f4fbf', weight: 3, opacity: 0.8, dashArray: '6 4',
+      className: 'tracekit-route'}).addTo(map);
+  }
+  if (line.length) {  // leave room for the hop panel on the right
+    map.fitBounds(L.latLngBounds(line).pad(0.2), {maxZoom: 6, paddingTopLeft: [20, 70],
+      paddingBottomRight: [330, 20]});
+  }
+
+  var panel = document.getElementById('tracekit-panel');
+  tracekitLine(panel, 'Hops', 'sub');
+  data.hops.forEach(function (hop) {
+    var row = tracekitLine(panel, '', 'hop');
+    var ttl = document.createElement('span');
+    ttl.className = 'ttl';
+    ttl.textContent = hop.ttl;
+    row.appendChild(ttl);
+    if (!hop.hosts.length) { row.appendChild(document.createTextNode('* (no answer)')); }
+    hop.hosts.forEach(function (host, i) {
+      var lines = tracekitDescribe(host);
+      if (host.lat === null || host.lat === undefined) { lines.push('not located'); }
+      lines.forEach(function (text, j) {
+        var part = tracekitLine(row, text, j ? 'dim' : '');
+        part.style.display = (i === 0 && j === 0) ? 'inline' : 'block';
+      });
+    });
+  });
+  tracekitLine(panel, 'Colour: round-trip time, green (fastest) to red (slowest). ' +
+    'Open circle: start; ringed: destination. Hops without a location are bridged.', 'dim');
+  if (data.databases.length) {
+    tracekitLine(panel, 'Locations from ' + data.databases.join('; '), 'dim');
+  }
+}
+"""
