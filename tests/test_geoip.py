@@ -109,4 +109,7 @@ def test_a_database_of_the_wrong_kind_is_refused(
     _, asn = tracekit_geodb
     code, _, stderr = trace(tracekit_lab, "--geoip-db", str(asn))
     assert code == 2
-    assert stderr.strip() == (f"tracekit: {asn} is a GeoLite2-ASN database, not a City database")
+    assert stderr.strip() == (
+        f"tracekit: {asn} is a Tracekit-Test-ASN (compat=GeoLite2-ASN) database, "
+        "not a City database"
+    )
