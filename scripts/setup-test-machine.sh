@@ -8,7 +8,8 @@ packages=(
   nftables    # nft: firewall rules on lab routers
   traceroute  # the system traceroute, a cross-check and benchmark peer
   util-linux  # setpriv: run without CAP_NET_RAW
-  procps      # ps: check that nothing is left running
+  procps      # ps and ss: check that nothing is left running or half open
+  chromium    # headless browser: render the HTML map
 )
 missing=()
 for package in "${packages[@]}"; do

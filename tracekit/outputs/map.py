@@ -17,6 +17,7 @@ from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Host, Trace
 from tracekit.output import Output
+from tracekit.sanitize import printable
 
 ASSETS = files("tracekit.outputs") / "mapassets"
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -46,16 +47,21 @@ def _rtt_colour(rtt: float | None, slowest: float) -> str:
     return f"#{red:02x}{green:02x}30"
 
 
+def _text(value: str | None) -> str | None:
+    """Text from strangers, with control and bidi characters shown as escapes."""
+    return None if value is None else printable(value)
+
+
 def _host_info(host: Host) -> dict[str, Any]:
     asn = host.annotations.get("asn") or {}
     location = host.annotations.get("location") or {}
     place = ", ".join(p for p in (location.get("city"), location.get("country")) if p)
     return {
         "address": host.address,
-        "name": host.name,
+        "name": _text(host.name),
         "asn": f"AS{asn['number']}" if asn.get("number") else None,
-        "org": asn.get("organization"),
-        "place": place or None,
+        "org": _text(asn.get("organization")),
+        "place": _text(place) or None,
         "lat": location.get("latitude"),
         "lon": location.get("longitude"),
     }
@@ -88,7 +94,7 @@ def map_data(trace: Trace) -> dict[str, Any]:
         origin = {
             "lat": location["latitude"],
             "lon": location["longitude"],
-            "label": f"start: {trace.source} ({place})",
+            "label": printable(f"start: {trace.source} ({place})"),
         }
     databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
     started = trace.started.strftime("%Y-%m-%d %H:%M:%S UTC") if trace.started else ""
@@ -96,12 +102,12 @@ def map_data(trace: Trace) -> dict[str, Any]:
         trace.end or "", "not reached"
     )
     return {
-        "title": f"tracekit: {trace.target} ({trace.address})",
+        "title": f"tracekit: {printable(trace.target)} ({trace.address})",
         "subtitle": f"{trace.probe.method} probes, {started}, {status}",
         "hops": hops,
         "points": points,
         "origin": origin,
-        "databases": [f"{d['type']}: {d['description']}".strip(": ") for d in databases],
+        "databases": [printable(f"{d['type']}: {d['description']}") for d in databases],
         "message": None if points else NO_LOCATIONS,
     }
 
