@@ -56,11 +56,27 @@ def test_demo_traces_its_network_and_leaves_nothing(clean_machine: None) -> None
     assert process.stderr.startswith("demo network: client 10.0.1.1 -> r1 10.0.1.2 -> r2")
     lines = process.stdout.splitlines()
     assert lines[0] == "tracekit to server.tracekit.test (10.0.4.2), 30 hops max, icmp probes"
-    assert re.fullmatch(r" 1  r1\.tracekit\.test \(10\.0\.1\.2\)(  \d+\.\d{3} ms){3}", lines[1])
+    # the packaged demo databases place the network between Madrid and Warsaw
+    assert re.fullmatch(
+        r" 1  r1\.tracekit\.test \(10\.0\.1\.2\) \[AS64500 Madrid, ES\](  \d+\.\d{3} ms){3}",
+        lines[1],
+    ), lines[1]
     assert lines[2] == " 2  * * *"
-    assert lines[3].startswith(" 3  r3.tracekit.test (10.0.3.2)")
-    assert lines[4].startswith(" 4  server.tracekit.test (10.0.4.2)")
+    assert lines[3].startswith(" 3  r3.tracekit.test (10.0.3.2) [AS64501 Frankfurt am Main, DE]")
+    assert lines[4].startswith(" 4  server.tracekit.test (10.0.4.2) [AS64502 Warsaw, PL]")
     assert len(lines) == 5
+
+
+def test_demo_draws_a_map(clean_machine: None, tmp_path: Path) -> None:
+    page = tmp_path / "map.html"
+    process = demo("--out", str(page), "--out", str(tmp_path / "map.json"))
+    assert process.returncode == 0, process.stderr
+    report = json.loads((tmp_path / "map.json").read_text())
+    located = [h["hosts"][0]["location"]["city"] for h in report["hops"] if h["hosts"]]
+    assert located == ["Madrid", "Frankfurt am Main", "Warsaw"]
+    assert report["annotations"]["source"]["location"]["city"] == "Lisbon"
+    html = page.read_text()
+    assert "tracekitDraw(" in html and "Warsaw" in html
 
 
 def test_demo_passes_trace_options_through(

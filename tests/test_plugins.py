@@ -92,7 +92,7 @@ def test_a_misspelled_hook_is_reported_at_load(site: Path) -> None:
 def test_autoload_can_be_disabled(site: Path) -> None:
     process = tracekit(site, "plugins", "--format", "json", TRACEKIT_DISABLE_PLUGIN_AUTOLOAD="1")
     names = {p["name"] for p in json.loads(process.stdout)}
-    assert names == {"icmp", "udp", "tcp", "text", "json", "rdns", "geoip"}
+    assert names == {"icmp", "udp", "tcp", "text", "json", "map", "rdns", "geoip"}
 
 
 @pytest.mark.netns

@@ -71,6 +71,21 @@ def _parse_wait(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     return Wait(max=numbers[0], here=here, near=near)
 
 
+def _parse_origin(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[float, float] | None:
+    """``LAT,LON`` in degrees."""
+    if value is None:
+        return None
+    try:
+        lat, lon = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not LAT,LON (degrees)") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise click.BadParameter(f"{value!r}: latitude -90..90, longitude -180..180")
+    return lat, lon
+
+
 def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options of a trace, shared by ``trace`` and ``demo``."""
     options = [
@@ -108,6 +123,8 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--asn-db", type=click.Path(dir_okay=False), metavar="FILE",
                      help="ASN database (mmdb) for autonomous systems."),
         click.option("--no-geo", is_flag=True, help="No locations or ASNs (classic output)."),
+        click.option("--origin", callback=_parse_origin, metavar="LAT,LON",
+                     help="Where this machine is, for the map's start marker."),
         click.option("--format", "stdout_format", default="text", show_default=True,
                      metavar="NAME", help="Format on standard output ('none' for nothing)."),
         click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
@@ -162,6 +179,7 @@ def trace(host: str, **options: Any) -> int:
             "geo": not options["no_geo"],
             "geoip_db": options["geoip_db"],
             "asn_db": options["asn_db"],
+            "origin": options["origin"],
         },
         probe_options={
             "port": options["port"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from importlib.resources import files
 from types import FrameType
 
 from tracekit.errors import CannotProbe
@@ -27,6 +28,7 @@ def run_demo(routers: int, silent: int, trace_args: list[str]) -> int:
     try:
         print(_describe(lab, 6 if "-6" in trace_args else 4), file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "tracekit", "trace", lab.name("server"), *trace_args]
+        command += _demo_databases(routers, trace_args)
         process = subprocess.Popen(lab.command("client", command))
         try:
             return process.wait()
@@ -34,6 +36,16 @@ def run_demo(routers: int, silent: int, trace_args: list[str]) -> int:
             return process.wait()  # the trace saw Ctrl-C too; let it finish its output
     finally:
         lab.close()
+
+
+def _demo_databases(routers: int, trace_args: list[str]) -> list[str]:
+    """The packaged databases that place the default demo network (three routers) in real
+    cities, unless the user chose databases or no locations."""
+    chosen = {"--geoip-db", "--asn-db", "--no-geo"} & {a.split("=")[0] for a in trace_args}
+    if routers != 3 or chosen:
+        return []
+    data = files("tracekit") / "data"
+    return ["--geoip-db", str(data / "demo-city.mmdb"), "--asn-db", str(data / "demo-asn.mmdb")]
 
 
 def _describe(lab: Lab, ip_version: int) -> str:
