@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -77,6 +78,20 @@ def test_tcp_leaves_no_half_open_connection(tracekit_lab: Lab) -> None:
     assert listing.strip() == ""
     established = tracekit_lab.exec("server", ["ss", "-Htan", "state", "established"]).stdout
     assert established.strip() == ""
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_udp_answer_from_an_open_port_reaches_the_destination(
+    tracekit_lab_factory: Callable[..., Lab], version: int
+) -> None:
+    # A server answering UDP on every port classic probes go to (33434 and up).
+    lab = tracekit_lab_factory(routers=2, silent=[1], udp_ports=range(33434, 33434 + 128))
+    code, report = trace_json(lab, lab.address("server", version), "--probe", "udp")
+    assert code == 0 and report["reached"] is True
+    assert hop_addresses(report) == lab.expected_hops(version)
+    assert replies(report, 3) == {"udp-reply"}
+    text = lab.tracekit(lab.address("server", version), "-n", "--probe", "udp").stdout
+    assert text.splitlines()[-1].count("[open]") == 3
 
 
 def test_runs_at_once_use_their_own_source_ports(tracekit_lab: Lab) -> None:

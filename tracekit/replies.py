@@ -50,6 +50,7 @@ _OTHER_MARKERS = {
     "parameter-problem": "!Z",
     "syn-ack": "[open]",
     "rst": "[closed]",
+    "udp-reply": "[open]",
 }
 
 #: Replies from the destination that mean it was reached.

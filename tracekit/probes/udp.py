@@ -8,7 +8,10 @@ Every probe of a trace comes from one source port, which tracekit reserves for t
   ports, so per-flow load balancers keep them on one path; the probe is told by its UDP
   checksum, steered through the payload (as Paris traceroute does).
 
-The destination is reached when it answers "port unreachable".
+The destination is reached when it answers "port unreachable", or, in classic mode, with a
+UDP datagram from the port probed (a service listening there). In flow-stable mode every
+probe has the same ports, so a UDP answer cannot say which probe it is for and is not used:
+the trace relies on ICMP then (use a protocol plugin, such as DNS, to probe open ports).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
-from tracekit.probe import Match, ProbeContext, Received
+from tracekit.probe import Match, Outcome, ProbeContext, Received
 from tracekit.probes.common import PAYLOAD, PacketProbe
 from tracekit.replies import error_outcome, icmp_error
 
@@ -38,6 +41,8 @@ class UdpProbe(PacketProbe):
         self.port: int = port if port is not None else BASE_PORT
         self.source_port = self.reserve_port(socket.SOCK_DGRAM, context.options.get("source_port"))
         self.template = bytes(self.ip() / UDP(sport=self.source_port, dport=self.port) / PAYLOAD)
+        if not self.paris:
+            self.extra_protocols = (socket.IPPROTO_UDP,)
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -57,9 +62,13 @@ class UdpProbe(PacketProbe):
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
-        from scapy.layers.inet import UDPerror
+        from scapy.layers.inet import UDP, UDPerror
 
-        error = icmp_error(received.packet)
+        packet = received.packet
+        datagram = packet.getlayer(UDP)
+        if datagram is not None and not packet.haslayer(UDPerror):
+            return self._answer(received, datagram)
+        error = icmp_error(packet)
         if error is None or not self.is_ours(error.quoted):
             return None
         udp = error.quoted.getlayer(UDPerror)
@@ -73,6 +82,14 @@ class UdpProbe(PacketProbe):
             seq = (udp.dport - self.port) & 0xFFFF
         outcome = error_outcome(error.reply, received.address, self.context.destination)
         return Match(seq, error.reply, outcome, error.mpls)
+
+    def _answer(self, received: Received, datagram: Any) -> Match | None:
+        """A datagram from the destination's probed port to our source port (classic mode)."""
+        if self.paris or received.address != self.context.destination:
+            return None
+        if datagram.dport != self.source_port:
+            return None
+        return Match((datagram.sport - self.port) & 0xFFFF, "udp-reply", Outcome.REACHED)
 
 
 @hookimpl

@@ -82,6 +82,8 @@ class Lab:
     silent: Iterable[int | str] = ()
     ratelimit: int | None = 0
     tcp_ports: Sequence[int] = TCP_PORTS
+    #: UDP ports on which the server answers every datagram (an echo service).
+    udp_ports: Sequence[int] = ()
     topology: Sequence[tuple[str, str]] | None = None
     multipath_hash: int | None = None
     tag: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(2)}")
@@ -298,14 +300,14 @@ class Lab:
             (directory / "resolv.conf").write_text("nameserver 127.0.0.1\noptions attempts:1\n")
 
     def _start_listener(self) -> None:
-        if not self.tcp_ports:
+        if not self.tcp_ports and not self.udp_ports:
             return
-        command = [sys.executable, "-m", "tracekit.testing.listener", *map(str, self.tcp_ports)]
+        ports = [*map(str, self.tcp_ports), *(f"udp:{port}" for port in self.udp_ports)]
+        command = [sys.executable, "-m", "tracekit.testing.listener", *ports]
         process = self.popen("server", command, stdout=subprocess.PIPE)
-        self._processes.append(process)
         assert process.stdout is not None
         if process.stdout.readline().strip() != b"listening":
-            raise LabError("the server's TCP listener did not start")
+            raise LabError("the server's listener did not start")
 
     def warm_up(self) -> None:
         """Send one packet to the server and back, so no router has a cold neighbour cache."""
@@ -348,7 +350,9 @@ class Lab:
         It runs in a session of its own, so Ctrl-C at the terminal does not reach it.
         """
         kwargs.setdefault("start_new_session", True)
-        return subprocess.Popen(self.command(node, args), **kwargs)
+        process = subprocess.Popen(self.command(node, args), **kwargs)
+        self._processes.append(process)
+        return process
 
     def _ip(self, *args: str) -> None:
         process = subprocess.run(["ip", *args], capture_output=True, text=True)
