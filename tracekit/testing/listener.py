@@ -47,13 +47,13 @@ def main(args: list[str]) -> None:
     print("listening", flush=True)
     while True:
         for key, _ in selector.select():
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
             if key.data == "udp":
-                data, peer = sock.recvfrom(2048)
-                sock.sendto(data, peer)
+                data, peer = ready.recvfrom(2048)
+                ready.sendto(data, peer)
             else:
-                connection, _ = sock.accept()
+                connection, _ = ready.accept()
                 connection.close()
 
 
