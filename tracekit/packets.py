@@ -61,3 +61,16 @@ def set_long(packet: bytearray, offset: int, value: int, checksum_offset: int) -
     """Set the 32-bit field at ``offset`` and fix the checksum at ``checksum_offset``."""
     set_word(packet, offset, value >> 16, checksum_offset)
     set_word(packet, offset + 2, value & 0xFFFF, checksum_offset)
+
+
+def skip_scapy_routes() -> None:
+    """Tell scapy not to read the routing tables when its layers are first imported.
+
+    Probes carry the source address the kernel chose (``ProbeContext.source``) and go out
+    through tracekit's own sockets, so scapy's copy of the routes is never used; reading it
+    costs a third of scapy's import time. Call before the first import of ``scapy.layers``.
+    """
+    from scapy.config import conf
+
+    conf.route_autoload = False
+    conf.route6_autoload = False

@@ -17,6 +17,7 @@ from tracekit.engine import Engine, Schedule
 from tracekit.errors import BadInput
 from tracekit.model import Hop, ProbeInfo, ProbeResult, Trace
 from tracekit.output import Output, OutputTarget
+from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry
 from tracekit.probe import Outcome, ProbeContext
 from tracekit.resolve import resolve, source_for
@@ -102,6 +103,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
     address, ip_version = resolve(request.target, request.ip_version)
     source = source_for(address, ip_version, request.interface)
     context = ProbeContext(ip_version, source, address, dict(request.probe_options))
+    skip_scapy_routes()
 
     with ExitStack() as stack:
         method = probe_entry.factory(context)
