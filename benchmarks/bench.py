@@ -116,6 +116,7 @@ def main() -> int:
     for row in rows:
         row["ratio"] = row["tracekit_wall"] / row["traceroute_wall"]
         row["ratio_without_startup"] = (row["tracekit_wall"] - python) / row["traceroute_wall"]
+        row["ratio_trace"] = row["tracekit_trace"] / row["traceroute_wall"]
     result = {
         "network": f"{args.routers} routers, silent {args.silent}",
         "runs": args.runs,
@@ -133,15 +134,17 @@ def main() -> int:
         print(f"python -c pass: {python * 1000:.0f} ms;  tracekit --help: "
               f"{help_time * 1000:.0f} ms ({verdict}: < 100 ms)")  # fmt: skip
         print(f"{'probe':6} {'IP':3} {'tracekit':>10} {'(trace)':>9} {'traceroute':>11} "
-              f"{'ratio':>6} {'ratio-startup':>14}")  # fmt: skip
+              f"{'ratio':>6} {'ratio-startup':>14} {'trace/traceroute':>17}")  # fmt: skip
         for row in rows:
             print(
                 f"{row['probe']:6} v{row['ip_version']:<2} {row['tracekit_wall'] * 1000:8.0f}ms "
                 f"{row['tracekit_trace'] * 1000:7.0f}ms {row['traceroute_wall'] * 1000:9.0f}ms "
-                f"{row['ratio']:6.2f} {row['ratio_without_startup']:14.2f}"
+                f"{row['ratio']:6.2f} {row['ratio_without_startup']:14.2f} "
+                f"{row['ratio_trace']:17.2f}"
             )
         print("median wall times; (trace) is tracekit's own started..finished time;")
-        print("ratio-startup subtracts Python's start-up (python -c pass) from tracekit's time.")
+        print("ratio-startup subtracts Python's start-up (python -c pass) from tracekit's time;")
+        print("trace/traceroute compares tracekit's trace alone with traceroute's whole run.")
     wrong = [w for row in rows for w in row["wrong"]]
     for line in wrong:
         print(f"WRONG HOPS: {line}", file=sys.stderr)
