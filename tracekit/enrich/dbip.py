@@ -243,8 +243,8 @@ def _check(path: Path, kind: str, url: str) -> tuple[str, str]:
 
     try:
         reader = maxminddb.open_database(str(path))
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise CannotDownload(f"cannot install {url}: not a MaxMind DB (mmdb) file: {exc}") from None
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError):
+        raise CannotDownload(f"cannot install {url}: not a MaxMind DB (mmdb) file") from None
     try:
         metadata = reader.metadata()
         database_type = str(metadata.database_type)
@@ -255,7 +255,8 @@ def _check(path: Path, kind: str, url: str) -> tuple[str, str]:
             )
         reader.get(TRIAL_ADDRESS)
     except (ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise CannotDownload(f"cannot install {url}: the database is damaged: {exc}") from None
+        reason = str(exc).replace(str(path), "")
+        raise CannotDownload(f"cannot install {url}: the database is damaged: {reason}") from None
     finally:
         reader.close()
     try:  # geoip2 reads it as a trace will
