@@ -180,7 +180,9 @@ def test_download_installs_both_databases_where_traces_find_them(
     # not a terminal: one line when each download starts and one when it ends
     url = f"{dbip.base}/dbip-city-lite-{month}.mmdb.gz"
     assert "\r" not in process.stderr
-    assert re.match(rf"downloading {re.escape(url)} \(\d+\.\d kB\)$", process.stderr.splitlines()[0])
+    assert re.match(
+        rf"downloading {re.escape(url)} \(\d+\.\d kB\)$", process.stderr.splitlines()[0]
+    )
     assert process.stderr.splitlines()[1].startswith(f"downloaded dbip-city-lite-{month}.mmdb.gz:")
 
     status = tracekit("geoip", "status", "--format", "json", env=env)
@@ -387,6 +389,16 @@ def test_progress_on_a_terminal_is_one_line_updated_in_place(
     assert "downloading" not in text  # the lines for logs are not written to a terminal
 
 
+def test_without_a_month_this_month_then_the_one_before() -> None:
+    from datetime import date
+
+    from tracekit.enrich.dbip import months_to_try
+
+    assert months_to_try(None, date(2025, 1, 3)) == ["2025-01", "2024-12"]
+    assert months_to_try(None, date(2025, 10, 31)) == ["2025-10", "2025-09"]
+    assert months_to_try("2023-07", date(2025, 10, 31)) == ["2023-07"]
+
+
 # -- status -----------------------------------------------------------------------------------
 
 
@@ -409,7 +421,9 @@ def test_status_without_databases_says_what_to_do(
     assert city[1] == "/usr/share/GeoIP/GeoIP2-City.mmdb"
     assert city[-1] == str(data_dir(tmp_path) / "dbip-city-lite.mmdb")
 
-    report = json.loads(tracekit("geoip", "status", "--format", "json", env=environment(tmp_path)).stdout)
+    report = json.loads(
+        tracekit("geoip", "status", "--format", "json", env=environment(tmp_path)).stdout
+    )
     assert report["city"]["path"] is None and report["asn"]["path"] is None
     assert [p["path"] for p in report["city"]["searched"]][1:] == city[1:]
 
@@ -448,6 +462,17 @@ def test_status_names_a_database_of_the_wrong_kind_from_the_environment(
     assert f"TRACEKIT_GEOIP_DB={missing}" in process.stdout
 
 
+def test_status_accepts_a_geoip2_isp_database_for_autonomous_systems(
+    tmp_path: Path, no_standard_databases: None
+) -> None:
+    _, isp = write_databases(Lab(routers=3), tmp_path, types=(DBIP_TYPES[0], "GeoIP2-ISP"))
+    env = {**environment(tmp_path), "TRACEKIT_ASN_DB": str(isp)}
+    process = tracekit("geoip", "status", "--format", "json", env=env)
+    assert process.returncode == 1  # no City database; the ISP one is fine
+    report = json.loads(process.stdout)
+    assert report["asn"]["error"] is None and report["asn"]["type"] == "GeoIP2-ISP"
+
+
 def test_help_stays_light() -> None:
     check = (
         "import sys\n"
@@ -459,8 +484,15 @@ def test_help_stays_light() -> None:
         "heavy = ('scapy', 'folium', 'geoip2', 'maxminddb', 'urllib.request', 'http.client')\n"
         "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
     )
-    for args in (["--help"], ["geoip"], ["geoip", "status", "--help"], ["geoip", "download", "--help"]):
-        process = subprocess.run([sys.executable, "-c", check, *args], capture_output=True, text=True)
+    for args in (
+        ["--help"],
+        ["geoip"],
+        ["geoip", "status", "--help"],
+        ["geoip", "download", "--help"],
+    ):
+        process = subprocess.run(
+            [sys.executable, "-c", check, *args], capture_output=True, text=True
+        )
         assert process.stderr.strip().splitlines()[-1] == "[]", (args, process.stderr)
         assert "Usage: tracekit" in process.stdout
 
@@ -502,8 +534,27 @@ def test_a_trace_locates_its_hops_with_the_downloaded_databases(
     }
     html = page.read_text()
     data = json.loads(re.search(r"var tracekitData = (.*);\n", html).group(1))  # type: ignore[union-attr]
-    assert [p["place"] for p in data["points"]] == ["Madrid, Spain", "Frankfurt am Main, Germany", "Warsaw, Poland"]
+    assert [p["place"] for p in data["points"]] == [
+        "Madrid, Spain",
+        "Frankfurt am Main, Germany",
+        "Warsaw, Poland",
+    ]
     assert data["message"] is None
     credits = json.loads(re.search(r"var tracekitCredits = (.*);\n", html).group(1))  # type: ignore[union-attr]
     assert len(credits) == 1
     assert 'href="https://db-ip.com"' in credits[0] and "IP Geolocation by DB-IP" in credits[0]
+
+
+@pytest.mark.netns
+def test_a_trace_takes_autonomous_systems_from_a_geoip2_isp_database(
+    tracekit_lab: Lab, tmp_path: Path
+) -> None:
+    _, isp = write_databases(tracekit_lab, tmp_path, types=(DBIP_TYPES[0], "GeoIP2-ISP"))
+    process = tracekit_lab.tracekit(
+        tracekit_lab.address("server"), "-n", "--format", "json", "--asn-db", str(isp)
+    )
+    assert process.returncode == 0, process.stderr
+    hosts = [host for hop in json.loads(process.stdout)["hops"] for host in hop["hosts"]]
+    assert [host["asn"]["number"] for host in hosts] == [
+        PLACES[node].asn for node in ("r1", "r3", "server")
+    ]

@@ -114,7 +114,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @geoip.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="DIR",
               help="Install there instead of tracekit's data directory "
-              "($XDG_DATA_HOME/tracekit, by default ~/.local/share/tracekit).")
+              "($XDG_DATA_HOME/tracekit, by default ~/.local/share/tracekit).")  # fmt: skip
 @click.option("--month", callback=_check_month, metavar="YYYY-MM",
               help="The month of the files (default: this month, or the one before if "
               "this month's are not out yet).")  # fmt: skip

@@ -178,9 +178,7 @@ def _open(url: str) -> Any:
         raise BadInput(f"cannot download {url}: {exc} (check ${URL_ENV})") from None
 
 
-def _install(
-    kind: str, url: str, response: Any, directory: Path, progress: Progress
-) -> Installed:
+def _install(kind: str, url: str, response: Any, directory: Path, progress: Progress) -> Installed:
     """Stream ``response`` into a temporary file in ``directory``, check it, and move it to
     its name there; the temporary file never stays behind."""
     try:
