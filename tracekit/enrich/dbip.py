@@ -162,8 +162,8 @@ def _open(url: str) -> Any:
 
     from tracekit import __version__
 
-    request = urllib.request.Request(url, headers={"User-Agent": f"tracekit/{__version__}"})
     try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"tracekit/{__version__}"})
         return urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as exc:
         exc.close()
