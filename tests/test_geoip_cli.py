@@ -225,6 +225,8 @@ def test_download_falls_back_to_last_month_when_this_one_is_not_out(
     ]
     for kind in NAMES:
         assert (data_dir(tmp_path) / f"{NAMES[kind]}.mmdb").read_bytes() == databases[kind]
+    url = f"{dbip.base}/dbip-city-lite-{this_month()}.mmdb.gz"
+    assert f"{url} is not published yet (HTTP 404); trying {last_month()}" in process.stderr
 
 
 def test_month_and_dir_options(
@@ -397,6 +399,16 @@ def test_without_a_month_this_month_then_the_one_before() -> None:
     assert months_to_try(None, date(2025, 1, 3)) == ["2025-01", "2024-12"]
     assert months_to_try(None, date(2025, 10, 31)) == ["2025-10", "2025-09"]
     assert months_to_try("2023-07", date(2025, 10, 31)) == ["2023-07"]
+
+
+def test_the_map_credits_db_ip_by_database_type_or_file_name() -> None:
+    from tracekit.outputs.map import is_dbip
+
+    assert is_dbip("DBIP-City-Lite", "city.mmdb")
+    assert is_dbip("GeoIP2-City", "dbip-city-lite-2025-01.mmdb")
+    assert is_dbip(None, "DB-IP city.mmdb")
+    assert not is_dbip("GeoLite2-City", "GeoLite2-City.mmdb")
+    assert not is_dbip(None, None)
 
 
 # -- status -----------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def download(directory: str | None, month: str | None) -> int:
     from tracekit.enrich.geoip import chosen_place, data_dir, search_places
 
     signal.signal(signal.SIGTERM, _terminate)  # clean up as for Ctrl-C
-    target = Path(directory).expanduser() if directory else data_dir()
+    target = Path(directory).expanduser().absolute() if directory else data_dir()
     months = dbip.months_to_try(month)
     for kind in KINDS:
         installed = dbip.download(kind, target, months, dbip.Progress())

@@ -121,6 +121,11 @@ class Progress:
         else:
             self._write(f"downloaded {self.name}: {human_size(received)} in {seconds:.1f} s\n")
 
+    def note(self, text: str) -> None:
+        """A line about the download that is not an error."""
+        self.close()
+        self._write(f"{text}\n")
+
     def close(self) -> None:
         """End a line left open on the terminal (before an error message)."""
         if self._open:
@@ -144,10 +149,12 @@ def download(kind: str, directory: Path, months: list[str], progress: Progress) 
     """Download the ``kind`` database of the first of ``months`` that is published, check
     it and install it in ``directory`` as ``NAME.mmdb``."""
     urls = [url_for(kind, month) for month in months]
-    for url in urls:
+    for url, later in zip(urls, [*months[1:], None], strict=True):
         try:
             response = _open(url)
         except NotPublished:
+            if later is not None:
+                progress.note(f"{url} is not published yet (HTTP 404); trying {later}")
             continue
         with response:
             return _install(kind, url, response, directory, progress)
