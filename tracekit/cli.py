@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tracekit.cli_geoip import geoip
 from tracekit.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -238,6 +239,9 @@ def demo(ctx: click.Context, routers: int, silent: int) -> int:
     trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent)
     code: int = run_demo(routers=routers, silent=silent, trace_args=[*ctx.args])
     return code
+
+
+cli.add_command(geoip)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

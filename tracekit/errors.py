@@ -41,3 +41,9 @@ class CannotProbe(TracekitError):
 
 class NoPrivilege(CannotProbe):
     """Raw sockets need root or ``CAP_NET_RAW``."""
+
+
+class CannotDownload(TracekitError):
+    """A download failed: the network, the server, or a file that is not what it should be."""
+
+    exit_code = EXIT_CANNOT_PROBE

@@ -39,8 +39,31 @@ def data_dir() -> Path:
     return Path(base) / "tracekit"
 
 
+#: The options of ``tracekit trace`` that name each kind of database.
+OPTION = {"city": "--geoip-db", "asn": "--asn-db"}
+
+
+@dataclass(frozen=True)
+class Place:
+    """One place where a database is looked for."""
+
+    #: ``"option"``, ``"environment"``, ``"standard"`` (a distribution's directory) or
+    #: ``"data"`` (tracekit's data directory).
+    source: str
+    #: The option or environment variable, or the directory.
+    label: str
+    #: The file; ``None`` for an option or environment variable that is not set.
+    path: Path | None
+
+    @property
+    def explicit(self) -> bool:
+        """Named by the user: used whether or not the file exists (and then an error)."""
+        return self.source in ("option", "environment")
+
+
 def candidates(kind: str) -> list[Path]:
-    """Where a database of ``kind`` (``"city"`` or ``"asn"``) is looked for, in order."""
+    """The files a database of ``kind`` (``"city"`` or ``"asn"``) is looked for in, in order,
+    when neither the option nor the environment names one."""
     names = CITY_NAMES if kind == "city" else ASN_NAMES
     out = []
     for directory in (*SYSTEM_DIRS, data_dir()):
@@ -48,16 +71,37 @@ def candidates(kind: str) -> list[Path]:
     return out
 
 
-def find_database(kind: str, given: str | None = None) -> tuple[Path | None, str]:
-    """The database file to use for ``kind`` and where it came from."""
-    if given:
-        return Path(given).expanduser(), "option"
-    if os.environ.get(ENV[kind]):
-        return Path(os.environ[ENV[kind]]).expanduser(), ENV[kind]
+def search_places(kind: str, given: str | None = None) -> list[Place]:
+    """Every place where a ``kind`` database is looked for, in discovery order."""
+    env = os.environ.get(ENV[kind])
+    places = [
+        Place("option", OPTION[kind], Path(given).expanduser() if given else None),
+        Place("environment", ENV[kind], Path(env).expanduser() if env else None),
+    ]
+    data = data_dir()
     for path in candidates(kind):
-        if path.is_file():
-            return path, "found"
-    return None, "none"
+        source = "data" if path.parent == data else "standard"
+        places.append(Place(source, str(path.parent), path))
+    return places
+
+
+def chosen_place(places: list[Place]) -> Place | None:
+    """The place whose file is used: the first one set explicitly, or the first file that
+    exists."""
+    for place in places:
+        if place.path is not None and (place.explicit or place.path.is_file()):
+            return place
+    return None
+
+
+def find_database(kind: str, given: str | None = None) -> tuple[Path | None, str]:
+    """The database file to use for ``kind`` and where it came from (``"option"``, the
+    environment variable's name, ``"found"`` or ``"none"``)."""
+    place = chosen_place(search_places(kind, given))
+    if place is None or place.path is None:
+        return None, "none"
+    how = {"option": "option", "environment": ENV[kind]}.get(place.source, "found")
+    return place.path, how
 
 
 def open_database(path: Path, kind: str) -> Any:
@@ -74,7 +118,7 @@ def open_database(path: Path, kind: str) -> Any:
     import geoip2.errors
 
     try:  # geoip2 knows which lookups a database type allows
-        reader.asn("192.0.2.1") if kind == "asn" else reader.city("192.0.2.1")
+        asn_lookup(reader)("192.0.2.1") if kind == "asn" else reader.city("192.0.2.1")
     except TypeError:
         database_type = reader.metadata().database_type
         reader.close()
@@ -85,12 +129,64 @@ def open_database(path: Path, kind: str) -> Any:
     return reader
 
 
+def asn_lookup(reader: Any) -> Any:
+    """The lookup that gives autonomous systems: ``isp`` in a GeoIP2 ISP database (geoip2
+    refuses ``asn`` there), ``asn`` in the others."""
+    return reader.isp if "ISP" in reader.metadata().database_type else reader.asn
+
+
+def database_status(kind: str) -> dict[str, Any]:
+    """What ``tracekit geoip status`` says about the ``kind`` database a trace would use:
+    ``path`` and ``source`` of the file (``None`` if there is none), its ``type``,
+    ``built`` (ISO date), ``size`` in bytes, ``error`` (one line: why a trace could not use
+    it, else ``None``), and every place ``searched``, in order (the option is left out: it
+    is given to each trace)."""
+    from datetime import datetime, timezone
+
+    places = search_places(kind)[1:]
+    used = chosen_place(places)
+    status: dict[str, Any] = {
+        "path": None,
+        "source": None,
+        "type": None,
+        "built": None,
+        "size": None,
+        "error": None,
+        "searched": [
+            {
+                "source": place.source,
+                "label": place.label,
+                "path": None if place.path is None else str(place.path),
+                "exists": place.path is not None and place.path.is_file(),
+            }
+            for place in places
+        ],
+    }
+    if used is None or used.path is None:
+        return status
+    status.update(path=str(used.path), source=used.source)
+    try:
+        reader = open_database(used.path, kind)
+    except BadInput as exc:
+        status["error"] = str(exc)
+    else:
+        metadata = reader.metadata()
+        built = datetime.fromtimestamp(metadata.build_epoch, timezone.utc)
+        status.update(type=metadata.database_type, built=built.date().isoformat())
+        reader.close()
+    if used.path.is_file():
+        status["size"] = used.path.stat().st_size
+    return status
+
+
 @dataclass
 class GeoIp:
     """Looks addresses up in the open City and ASN databases, once per address."""
 
     city: Any = None
     asn: Any = None
+    #: The file name of each open database, by kind.
+    files: dict[str, str] = field(default_factory=dict)
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def annotations(self, address: str) -> dict[str, Any]:
@@ -126,7 +222,7 @@ class GeoIp:
         import geoip2.errors
 
         try:
-            found = self.asn.asn(address)
+            found = asn_lookup(self.asn)(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
             return {}
         if found.autonomous_system_number is None:
@@ -153,14 +249,16 @@ def tracekit_configure(settings: dict[str, Any]) -> None:
     _state.pop("current", GeoIp()).close()
     if settings.get("geo") is False:
         return
-    readers = {}
+    readers, files = {}, {}
     for kind in ("city", "asn"):
         path, _ = find_database(kind, settings.get(SETTING[kind]))
         readers[kind] = open_database(path, kind) if path is not None else None
-    _state["current"] = GeoIp(readers["city"], readers["asn"])
+        if path is not None:
+            files[kind] = path.name
+    _state["current"] = GeoIp(readers["city"], readers["asn"], files)
 
 
-def _describe(reader: Any) -> dict[str, Any] | None:
+def _describe(reader: Any, file: str | None) -> dict[str, Any] | None:
     if reader is None:
         return None
     metadata = reader.metadata()
@@ -168,6 +266,7 @@ def _describe(reader: Any) -> dict[str, Any] | None:
         "type": metadata.database_type,
         "description": metadata.description.get("en", ""),
         "built": metadata.build_epoch,
+        "file": file,
     }
 
 
@@ -176,7 +275,10 @@ def tracekit_trace_started(trace: Trace) -> None:
     geoip = _state.get("current")
     if geoip is None:
         return
-    trace.annotations["geoip"] = {"city": _describe(geoip.city), "asn": _describe(geoip.asn)}
+    trace.annotations["geoip"] = {
+        kind: _describe(reader, geoip.files.get(kind))
+        for kind, reader in (("city", geoip.city), ("asn", geoip.asn))
+    }
     if trace.source is not None and geoip.annotations(trace.source):
         trace.annotations["source"] = geoip.annotations(trace.source)
 

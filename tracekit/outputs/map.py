@@ -22,7 +22,10 @@ from tracekit.sanitize import printable
 ASSETS = files("tracekit.outputs") / "mapassets"
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILES_CREDIT = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
-DBIP_CREDIT = '<a href="https://db-ip.com">IP Geolocation by DB-IP</a> (CC BY 4.0)'
+DBIP_CREDIT = (
+    '<a href="https://db-ip.com">IP Geolocation by DB-IP</a> '
+    '(<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>)'
+)
 MAXMIND_CREDIT = 'GeoLite2 data created by <a href="https://www.maxmind.com">MaxMind</a>'
 NO_LOCATIONS = (
     "No hop could be located: no GeoIP database was found, or it does not know these "
@@ -113,14 +116,22 @@ def map_data(trace: Trace) -> dict[str, Any]:
 
 
 def _credits(trace: Trace) -> list[str]:
-    """Attribution for the data on the map (fixed strings of ours, never database text)."""
-    types = [d["type"] for d in (trace.annotations.get("geoip") or {}).values() if d]
+    """Attribution for the data on the map (fixed strings of ours, never database text):
+    DB-IP's licence requires it for their databases, known by type or file name."""
+    databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
     credits = []
-    if any(t.upper().startswith("DBIP") for t in types):
+    if any(is_dbip(d.get("type"), d.get("file")) for d in databases):
         credits.append(DBIP_CREDIT)
-    if any(t.startswith(("GeoLite2", "GeoIP2")) for t in types):
+    if any(str(d.get("type")).startswith(("GeoLite2", "GeoIP2")) for d in databases):
         credits.append(MAXMIND_CREDIT)
     return credits
+
+
+def is_dbip(database_type: str | None, file: str | None) -> bool:
+    """Whether a database comes from DB-IP: its type (``DBIP-City-Lite``...) or its file
+    name (``dbip-city-lite-2025-01.mmdb``...) says so."""
+    names = f"{database_type or ''} {file or ''}".lower().replace("-", "")
+    return "dbip" in names
 
 
 def render(trace: Trace) -> str:

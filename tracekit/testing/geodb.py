@@ -40,20 +40,29 @@ PLACES = {
 }
 
 
+#: The database types of the test databases. They say that these are no one's real data, and
+#: what geoip2 needs to read them ("City"; "GeoLite2-ASN", as DB-IP's ASN files say too).
+TEST_TYPES = ("Tracekit-Test-City", "Tracekit-Test-ASN (compat=GeoLite2-ASN)")
+#: The database types of DB-IP's free City Lite and ASN Lite files, for tests that stand in
+#: for them.
+DBIP_TYPES = ("DBIP-City-Lite", "DBIP-ASN-Lite (compat=GeoLite2-ASN)")
+
+
 def write_databases(
-    lab: Lab, directory: Path, places: dict[str, Place] | None = None
+    lab: Lab,
+    directory: Path,
+    places: dict[str, Place] | None = None,
+    types: tuple[str, str] = TEST_TYPES,
 ) -> tuple[Path, Path]:
     """Write ``city.mmdb`` and ``asn.mmdb`` for every address of ``lab``'s nodes that has a
-    place (``places``, by node name; :data:`PLACES` by default). Returns both paths."""
+    place (``places``, by node name; :data:`PLACES` by default), with the database
+    ``types`` (City, ASN). Returns both paths."""
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet
 
     places = PLACES if places is None else places
-    # The type names say that these are no one's real data, and what geoip2 needs to read
-    # them ("City"; "GeoLite2-ASN", as DB-IP's ASN files say too).
-    city = MMDBWriter(6, "Tracekit-Test-City", ["en"], "tracekit test places", ipv4_compatible=True)
-    asn_type = "Tracekit-Test-ASN (compat=GeoLite2-ASN)"
-    asn = MMDBWriter(6, asn_type, ["en"], "tracekit test networks", ipv4_compatible=True)
+    city = MMDBWriter(6, types[0], ["en"], "tracekit test places", ipv4_compatible=True)
+    asn = MMDBWriter(6, types[1], ["en"], "tracekit test networks", ipv4_compatible=True)
     for node in lab.nodes:
         place = places.get(node)
         if place is None:
