@@ -19,14 +19,27 @@ from conftest import hop_addresses
 pytestmark = pytest.mark.netns
 
 
+def _orphan(name: str) -> bool:
+    """Whether a lab name (``tk-<pid>-...``) belongs to a process that no longer runs.
+
+    Labs of other test runs on the machine belong to live processes and are not ours to judge.
+    """
+    pid = name.removeprefix("tk-").split("-")[0]
+    return not (pid.isdigit() and Path(f"/proc/{pid}").exists())
+
+
 def lab_leftovers() -> tuple[set[str], set[str], set[str]]:
-    """Namespaces, /etc/netns entries and processes that belong to a lab."""
+    """Namespaces, /etc/netns entries and processes of labs whose owner has ended."""
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     namespaces = {line.split()[0] for line in listing.splitlines() if line.startswith("tk-")}
     etc = {p.name for p in Path("/etc/netns").glob("tk-*")}
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    processes = {line for line in ps.splitlines() if "tracekit.testing.listener" in line}
-    return namespaces, etc, processes
+    # a listener whose lab owner has ended is re-parented to init
+    ps = subprocess.run(["ps", "-eo", "ppid=,args="], capture_output=True, text=True).stdout
+    processes = {
+        line.strip() for line in ps.splitlines()
+        if "tracekit.testing.listener" in line and line.split()[0] == "1"
+    }  # fmt: skip
+    return {n for n in namespaces if _orphan(n)}, {n for n in etc if _orphan(n)}, processes
 
 
 @pytest.fixture
