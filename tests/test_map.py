@@ -184,3 +184,14 @@ def test_map_without_databases_says_how_to_get_locations(tracekit_lab: Lab, tmp_
     text = page.read_text()
     assert "No hop could be located" in text and "tracekit geoip download" in text
     assert "10.0.3.2" in "".join(dom.panel_text)  # unlocated hops are listed, not dropped
+
+
+def test_map_with_locations_off_says_so(tracekit_lab: Lab, tmp_path: Path) -> None:
+    page = tmp_path / "off.html"
+    process = tracekit_lab.tracekit(
+        tracekit_lab.address("server"), "-n", "--no-geo", "--out", str(page)
+    )
+    assert process.returncode == 0, process.stderr
+    text = page.read_text()
+    assert "Locations are off (--no-geo)" in text
+    assert "No hop could be located" not in text

@@ -31,6 +31,7 @@ NO_LOCATIONS = (
     "No hop could be located: no GeoIP database was found, or it does not know these "
     "addresses. Run 'tracekit geoip download' or pass --geoip-db FILE."
 )
+GEO_OFF = "Locations are off (--no-geo): the route is listed, not placed."
 
 
 def script_json(value: Any) -> str:
@@ -111,7 +112,7 @@ def map_data(trace: Trace) -> dict[str, Any]:
         "points": points,
         "origin": origin,
         "databases": [printable(f"{d['type']}: {d['description']}") for d in databases],
-        "message": None if points else NO_LOCATIONS,
+        "message": None if points else _no_locations(trace),
     }
 
 
@@ -291,3 +292,8 @@ function tracekitDraw(map, data, land, credits) {
   }
 }
 """
+
+
+def _no_locations(trace: Trace) -> str:
+    """Why the map has no located hop."""
+    return GEO_OFF if trace.settings.get("geo") is False else NO_LOCATIONS
