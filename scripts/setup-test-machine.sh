@@ -10,6 +10,8 @@ packages=(
   util-linux  # setpriv: run without CAP_NET_RAW
   procps      # ps and ss: check that nothing is left running or half open
   chromium    # headless browser: render the HTML map
+  graphviz    # dot: render the graphs of the tracekit-dot plugin
+  dnsmasq-base  # a DNS server (no service) for the tracekit-dns plugin's tests
 )
 missing=()
 for package in "${packages[@]}"; do

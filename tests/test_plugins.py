@@ -13,6 +13,15 @@ import pytest
 
 from tracekit.testing import Lab
 
+BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "map", "rdns", "geoip"}
+MISSPELLED_ARGUMENT = """
+    from tracekit import hookimpl
+
+    @hookimpl
+    def tracekit_hop_completed(trace, hp):
+        pass
+    """
+
 
 def make_distribution(site: Path, name: str, module_source: str) -> None:
     """Install a throwaway plugin distribution into ``site`` (a directory on sys.path)."""
@@ -92,7 +101,142 @@ def test_a_misspelled_hook_is_reported_at_load(site: Path) -> None:
 def test_autoload_can_be_disabled(site: Path) -> None:
     process = tracekit(site, "plugins", "--format", "json", TRACEKIT_DISABLE_PLUGIN_AUTOLOAD="1")
     names = {p["name"] for p in json.loads(process.stdout)}
-    assert names == {"icmp", "udp", "tcp", "text", "json", "map", "rdns", "geoip"}
+    assert names == BUILT_INS
+
+
+def test_plugin_option_loads_only_the_named_plugins_when_autoload_is_disabled(
+    site: Path,
+) -> None:
+    make_distribution(site, "tracekit_other", "")
+    disabled = {"TRACEKIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    process = tracekit(
+        site, "plugins", "--format", "json", "--plugin", "tracekit_upper", **disabled
+    )
+    assert process.returncode == 0 and process.stderr == ""
+    assert {p["name"] for p in json.loads(process.stdout)} == BUILT_INS | {"tracekit_upper"}
+    both = tracekit(site, "plugins", "--format", "json", "--plugin", "tracekit_upper",
+                    "--plugin", "tracekit_other", **disabled)  # fmt: skip
+    assert {p["name"] for p in json.loads(both.stdout)} == BUILT_INS | {
+        "tracekit_upper",
+        "tracekit_other",
+    }
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plugins", "--plugin", "tracekit_uper"],
+        ["trace", "--plugin", "tracekit_uper", "10.0.4.2"],
+        ["--plugin", "tracekit_uper", "10.0.4.2"],
+        ["demo", "--plugin", "tracekit_uper"],  # checked before the network is built
+    ],
+)
+def test_an_unknown_plugin_name_is_one_line_listing_the_available_ones(
+    site: Path, command: list[str]
+) -> None:
+    process = tracekit(site, *command)
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.splitlines() == [
+        "tracekit: unknown plugin 'tracekit_uper'; available: "
+        + ", ".join(sorted(BUILT_INS | {"tracekit_upper"}))
+    ]
+
+
+@pytest.mark.parametrize(
+    "args,listed",
+    [
+        (["--probe", "pigeon"], "unknown probe 'pigeon'; available: icmp, tcp, udp"),
+        (["--format", "yaml"], "unknown format 'yaml'; available: json, map, text, upper"),
+        (["--out", "t.docx"], "use one of the suffixes .html, .json, .txt, .upper"),
+    ],
+)
+def test_unknown_probe_format_or_suffix_lists_what_plugins_offer(
+    site: Path, args: list[str], listed: str
+) -> None:
+    # Checked before anything is resolved or sent.
+    process = tracekit(site, *args, "10.0.4.2")
+    assert process.returncode == 2
+    assert len(process.stderr.splitlines()) == 1 and listed in process.stderr, process.stderr
+
+
+def test_a_misspelled_hook_argument_is_reported_at_load(site: Path) -> None:
+    make_distribution(site, "tracekit_argtypo", MISSPELLED_ARGUMENT)
+    process = tracekit(site, "plugins", "--format", "json")
+    assert process.returncode == 0
+    assert process.stderr.splitlines() == [
+        "tracekit: warning: plugin 'tracekit_argtypo' not loaded: tracekit_hop_completed has "
+        "no argument 'hp' (it has trace, hop)"
+    ]
+    assert "tracekit_argtypo" not in {p["name"] for p in json.loads(process.stdout)}
+
+
+@pytest.mark.parametrize(
+    "source,problem",
+    [
+        (MISSPELLED_ARGUMENT, "tracekit_hop_completed has no argument 'hp' (it has trace, hop)"),
+        (
+            "from tracekit import hookimpl\n\n@hookimpl\ndef tracekit_hop_complete(hop): ...\n",
+            "unknown hook tracekit_hop_complete",
+        ),
+    ],
+)
+def test_a_plugin_asked_for_by_name_that_cannot_load_is_an_error(
+    site: Path, source: str, problem: str
+) -> None:
+    make_distribution(site, "tracekit_typo", source)
+    process = tracekit(site, "plugins", "--plugin", "tracekit_typo")
+    assert process.returncode == 2
+    assert process.stderr.splitlines() == [
+        f"tracekit: plugin 'tracekit_typo' not loaded: {problem}"
+    ]
+
+
+def test_a_register_hook_that_raises_loses_only_that_plugin_s_offer(site: Path) -> None:
+    make_distribution(
+        site,
+        "tracekit_badreg",
+        """
+        from tracekit import hookimpl
+
+        @hookimpl
+        def tracekit_register_outputs(register):
+            raise OSError("no config")
+        """,
+    )
+    process = tracekit(site, "plugins", "--format", "json")
+    assert process.stderr.splitlines() == [
+        "tracekit: warning: plugin 'tracekit_badreg' failed in tracekit_register_outputs: no config"
+    ]
+    by_name = {p["name"]: p for p in json.loads(process.stdout)}
+    assert by_name["tracekit_upper"]["outputs"] == ["upper"]
+    assert by_name["tracekit_badreg"]["outputs"] == []
+
+
+@pytest.mark.netns
+def test_a_plugin_named_with_autoload_disabled_is_called(site: Path, tracekit_lab: Lab) -> None:
+    env = {**os.environ, "PYTHONPATH": str(site), "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    server = tracekit_lab.address("server")
+    process = tracekit_lab.tracekit(server, "-n", "--format", "upper", env=env)
+    assert process.returncode == 2
+    assert "unknown format 'upper'" in process.stderr
+    process = tracekit_lab.tracekit(
+        "--plugin", "tracekit_upper", "server.tracekit.test", "-n", "--format", "upper", env=env
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == "SERVER.TRACEKIT.TEST\n"
+
+
+@pytest.mark.netns
+def test_demo_passes_plugin_on_to_its_trace(site: Path, tracekit_lab: Lab) -> None:
+    # (tracekit_lab: the same root check as every namespace test; the demo builds its own.)
+    env = {**os.environ, "PYTHONPATH": str(site), "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    process = subprocess.run(
+        [sys.executable, "-m", "tracekit", "demo", "--plugin", "tracekit_upper", "--format",
+         "upper", "-n"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == "SERVER.TRACEKIT.TEST\n"
 
 
 @pytest.mark.netns

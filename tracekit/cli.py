@@ -87,6 +87,13 @@ def _parse_origin(
     return lat, lon
 
 
+_plugin_option = click.option(
+    "--plugin", "plugins", multiple=True, metavar="NAME",
+    help="Load the plugin NAME (see 'tracekit plugins') even when "
+    "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD is set, and fail if it cannot be loaded; may be repeated.",
+)  # fmt: skip
+
+
 def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options of a trace, shared by ``trace`` and ``demo``."""
     options = [
@@ -131,6 +138,7 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
                      metavar="FILE", help="Also write to FILE, in the format its suffix "
                      "names (.json, .txt); may be repeated."),
+        _plugin_option,
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)
@@ -188,18 +196,19 @@ def trace(host: str, **options: Any) -> int:
             "source_port": options["source_port"],
         },
     )
-    trace = run_trace(get_plugin_manager(), request)
+    trace = run_trace(get_plugin_manager(plugins=options["plugins"]), request)
     return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")  # fmt: skip
-def plugins(fmt: str) -> int:
-    """List the installed plugins: distribution, version, hooks, what they provide."""
+@_plugin_option
+def plugins(fmt: str, plugins: tuple[str, ...]) -> int:
+    """List the loaded plugins: distribution, version, hooks, what they provide."""
     from tracekit.plugins import describe_plugins, get_plugin_manager
 
-    described = describe_plugins(get_plugin_manager())
+    described = describe_plugins(get_plugin_manager(plugins=plugins))
     if fmt == "json":
         click.echo(json.dumps(described, indent=2))
         return 0
@@ -235,8 +244,11 @@ def demo(ctx: click.Context, routers: int, silent: int) -> int:
 
     if silent > routers:
         raise click.BadParameter(f"there are only {routers} routers", param_hint="'--silent'")
-    # Check the trace options before building anything.
-    trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent)
+    from tracekit.plugins import get_plugin_manager
+
+    # Check the trace options, and that the plugins named exist, before building anything.
+    trace_context = trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent)
+    get_plugin_manager(plugins=trace_context.params["plugins"])
     code: int = run_demo(routers=routers, silent=silent, trace_args=[*ctx.args])
     return code
 

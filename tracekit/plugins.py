@@ -2,12 +2,14 @@
 
 Built-in plugins are entry points of the ``tracekit`` distribution itself, found exactly as
 third-party ones are. A plugin that fails to load is reported in one line and skipped.
-``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the built-ins.
+``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the built-ins, and the plugins named with
+``--plugin NAME``.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -39,6 +41,29 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     )
 
 
+def _unknown_arguments(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Arguments that ``plugin``'s hook implementations ask for and their hook does not have.
+
+    pluggy refuses such a plugin too, in a message of several lines; this says it in one.
+    """
+    problems = []
+    for attribute in dir(plugin):
+        if pm.parse_hookimpl_opts(plugin, attribute) is None:
+            continue
+        caller = getattr(pm.hook, attribute, None)
+        if caller is None or caller.spec is None:
+            continue  # not a hook: _unknown_hooks reports it
+        parameters = inspect.signature(getattr(plugin, attribute)).parameters.values()
+        asked = [p.name for p in parameters if p.default is p.empty and p.name != "self"]
+        unknown = [name for name in asked if name not in caller.spec.argnames]
+        if unknown:
+            problems.append(
+                f"{attribute} has no argument {', '.join(map(repr, unknown))} "
+                f"(it has {', '.join(caller.spec.argnames)})"
+            )
+    return problems
+
+
 def _is_builtin(ep: EntryPoint) -> bool:
     return ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
 
@@ -53,31 +78,59 @@ class PluginManager(pluggy.PluginManager):
         self.distributions: dict[str, tuple[str, str]] = {}
 
 
-def get_plugin_manager(autoload: bool | None = None) -> PluginManager:
+def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[str] = ()) -> PluginManager:
     """A new plugin manager with the installed plugins loaded.
 
-    ``autoload=False`` (or ``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1``) loads only the built-ins.
+    ``autoload=False`` (or ``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1``) loads only the built-ins and
+    the entry points named in ``plugins`` (``--plugin NAME``). A plugin that fails to load is
+    skipped with a warning, unless it is named in ``plugins``: then, as for a name that is no
+    entry point, :class:`~tracekit.errors.BadInput` is raised.
     """
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD)
+    requested = set(plugins)
+    available = list(entry_points(group=ENTRY_POINT_GROUP))
+    names = {ep.name for ep in available}
+    for name in plugins:
+        if name not in names:
+            raise BadInput(_unknown("plugin", name, names))
     pm = PluginManager()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if pm.has_plugin(ep.name) or not (autoload or _is_builtin(ep)):
+    for ep in available:
+        if pm.has_plugin(ep.name) or not (autoload or _is_builtin(ep) or ep.name in requested):
             continue
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break tracekit
-            _warn(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
+        problem = _load(pm, ep)
+        if problem is None:
             continue
-        unknown = _unknown_hooks(pm, plugin)
-        if unknown:
-            pm.unregister(plugin)
-            _warn(f"plugin {ep.name!r} not loaded: unknown hook {', '.join(unknown)}")
-            continue
-        if ep.dist is not None:
-            pm.distributions[ep.name] = (ep.dist.name, ep.dist.version)
+        if ep.name in requested:
+            raise BadInput(problem)
+        _warn(problem)
     return pm
+
+
+def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
+    """Load and register one entry point; what went wrong, in one line, or ``None``."""
+    try:
+        plugin = ep.load()
+    except Exception as exc:  # a broken plugin must not break tracekit
+        return f"plugin {ep.name!r} ({ep.value}) failed to load: {_one_line(exc)}"
+    problems = _unknown_arguments(pm, plugin)
+    if problems:
+        return f"plugin {ep.name!r} not loaded: {'; '.join(problems)}"
+    try:
+        pm.register(plugin, name=ep.name)
+    except Exception as exc:
+        return f"plugin {ep.name!r} not loaded: {_one_line(exc)}"
+    unknown = _unknown_hooks(pm, plugin)
+    if unknown:
+        pm.unregister(plugin)
+        return f"plugin {ep.name!r} not loaded: unknown hook {', '.join(unknown)}"
+    if ep.dist is not None:
+        pm.distributions[ep.name] = (ep.dist.name, ep.dist.version)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ _OTHER_MARKERS = {
     "syn-ack": "[open]",
     "rst": "[closed]",
     "udp-reply": "[open]",
+    "dns-reply": "[dns]",  # a DNS response (the tracekit-dns plugin)
 }
 
 #: Replies from the destination that mean it was reached.
