@@ -72,3 +72,9 @@ def test_header_and_streaming_writes() -> None:
         "tracekit to host\\x1b[31m (10.0.4.2), 30 hops max, icmp probes",
         " 1  10.0.1.2 (10.0.1.2)  0.500 ms",
     ]
+
+
+def test_a_probe_methods_own_marker_replaces_the_standard_one() -> None:
+    h = hop(5, ("10.0.5.2", 1.0, "udp-reply"), ("10.0.5.2", 1.0, "dns-reply"))
+    h.probes[1].marker = "[dns]"
+    assert hop_line(h, numeric=True) == " 5  10.0.5.2  1.000 ms [open]  1.000 ms [dns]"

@@ -196,6 +196,7 @@ class Engine:
             reply=match.reply,
             reply_ttl=received.ttl,
             mpls=[dataclasses.asdict(entry) for entry in match.mpls],
+            marker=match.marker,
         )
         if p in self._in_flight:
             self._in_flight.remove(p)

@@ -25,6 +25,8 @@ class ProbeResult:
     #: MPLS label stack entries the router reported (RFC 4950), as
     #: ``{"label", "tc", "s", "ttl"}`` dictionaries.
     mpls: list[dict[str, Any]] = field(default_factory=list)
+    #: The probe method's own text marker for this answer (``Match.marker``), if it gave one.
+    marker: str = ""
 
     @property
     def answered(self) -> bool:

@@ -85,6 +85,9 @@ class Match:
     #: MPLS label stack entries the answering router reported (see
     #: :func:`tracekit.replies.icmp_error`).
     mpls: tuple[MplsLabel, ...] = ()
+    #: How the text output marks this answer after its RTT, e.g. ``"[dns]"``; empty for
+    #: the standard marker of ``reply`` (``"!H"``, ``"[open]"``...: ``replies.marker``).
+    marker: str = ""
 
 
 class ProbeMethod(ABC):

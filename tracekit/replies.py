@@ -51,7 +51,6 @@ _OTHER_MARKERS = {
     "syn-ack": "[open]",
     "rst": "[closed]",
     "udp-reply": "[open]",
-    "dns-reply": "[dns]",  # a DNS response (the tracekit-dns plugin)
 }
 
 #: Replies from the destination that mean it was reached.

@@ -58,7 +58,7 @@ def hop_line(hop: Hop, numeric: bool = False) -> str:
                 parts.append(f" {printable(name or shown)} ({shown})")
             parts.append(geo_label(host))
         parts.append(f"  {probe.rtt_ms:.3f} ms")
-        mark = marker(probe.reply)
+        mark = probe.marker or marker(probe.reply)
         if mark:
             parts.append(f" {mark}")
         for entry in probe.mpls:

@@ -40,6 +40,8 @@ DEFAULT_PORT = 53
 QUERY = (".", "NS")
 #: What a DNS response from the destination is called in reports.
 REPLY = "dns-reply"
+#: How the text output marks a DNS response.
+MARKER = "[dns]"
 _QR = 0x8000  # the header's "this is a response" bit
 
 
@@ -132,7 +134,7 @@ class DnsProbe(ProbeMethod):
         seq = self.ids.get(transaction_id)
         if seq is None:
             return None
-        return Match(seq, REPLY, Outcome.REACHED)
+        return Match(seq, REPLY, Outcome.REACHED, marker=MARKER)
 
     def close(self) -> None:
         self._reserved.close()
