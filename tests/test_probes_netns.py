@@ -69,6 +69,16 @@ def test_tcp_text_says_open_or_closed(tracekit_lab: Lab) -> None:
     assert closed.splitlines()[-1].count("[closed]") == 3
 
 
+@pytest.mark.parametrize("option", [["-p", "80"], ["--source-port", "40000"]])
+def test_a_port_option_with_icmp_is_refused_not_ignored(
+    tracekit_lab: Lab, option: list[str]
+) -> None:
+    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-n", *option)
+    assert process.returncode == 2 and process.stdout == ""
+    name = "--port" if option[0] == "-p" else "--source-port"
+    assert process.stderr == f"tracekit: {name} does not apply to icmp probes\n"
+
+
 def test_tcp_leaves_no_half_open_connection(tracekit_lab: Lab) -> None:
     server = tracekit_lab.address("server")
     _, report = trace_json(tracekit_lab, server, "--probe", "tcp", "-q", "5")

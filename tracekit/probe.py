@@ -102,6 +102,11 @@ class ProbeMethod(ABC):
     #: see (for example ``(6,)`` for a method that expects TCP answers).
     extra_protocols: tuple[int, ...] = ()
 
+    #: The options of ``ProbeContext.options`` this method uses (``"port"``, ``"paris"``,
+    #: ``"source_port"``). Giving one it does not use is an error (exit status 2) rather
+    #: than an option silently ignored.
+    options: frozenset[str] = frozenset({"port", "paris", "source_port"})
+
     @abstractmethod
     def parameters(self) -> dict[str, Any]:
         """The parameters of this method for reports (JSON ``probe``), e.g. ``{"port": 80}``."""

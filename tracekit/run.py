@@ -108,6 +108,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
     with ExitStack() as stack:
         method = probe_entry.factory(context)
         stack.callback(method.close)
+        _check_options(request, method.options)
         transport = stack.enter_context(
             RawTransport(ip_version, address, source, method.extra_protocols, request.interface)
         )
@@ -157,3 +158,11 @@ def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[_Sink]) -
     pm.hook.tracekit_hop_completed(trace=trace, hop=hop)
     for sink in outputs:
         sink.call("hop", trace, hop)
+
+
+def _check_options(request: TraceRequest, used: frozenset[str]) -> None:
+    """Refuse a probe option the chosen method would ignore (``--port`` with icmp...)."""
+    for name, value in request.probe_options.items():
+        if value not in (None, False) and name not in used:
+            option = "--" + name.replace("_", "-")
+            raise BadInput(f"{option} does not apply to {request.probe} probes")

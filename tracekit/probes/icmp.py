@@ -25,6 +25,8 @@ from tracekit.replies import error_outcome, icmp_error
 class IcmpEcho(PacketProbe):
     """Echo requests whose identifier is this trace's and whose sequence is the probe's."""
 
+    options = frozenset({"paris"})  # no ports
+
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
         self.identifier = secrets.randbelow(0xFFFF) + 1
