@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import Any
 
 import pluggy
@@ -74,8 +74,9 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(ENTRY_POINT_GROUP)
         self.add_hookspecs(hookspecs)
-        #: plugin name -> (distribution name, version)
-        self.distributions: dict[str, tuple[str, str]] = {}
+        #: plugin name -> the distribution that installed it (its metadata is read only
+        #: when asked for, as by ``tracekit plugins``: a trace does not pay for it)
+        self.distributions: dict[str, Distribution] = {}
 
 
 def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[str] = ()) -> PluginManager:
@@ -125,7 +126,7 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
         pm.unregister(plugin)
         return f"plugin {ep.name!r} not loaded: unknown hook {', '.join(unknown)}"
     if ep.dist is not None:
-        pm.distributions[ep.name] = (ep.dist.name, ep.dist.version)
+        pm.distributions[ep.name] = ep.dist
     return None
 
 
@@ -236,13 +237,13 @@ def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:
     registry = Registry.collect(pm)
     described = []
     for name, plugin in sorted(pm.list_name_plugin()):
-        dist, version = pm.distributions.get(name, (None, None))
+        dist = pm.distributions.get(name)
         callers = pm.get_hookcallers(plugin) or []
         described.append(
             {
                 "name": name,
-                "distribution": dist,
-                "version": version,
+                "distribution": dist.name if dist else None,
+                "version": dist.version if dist else None,
                 "hooks": sorted(caller.name for caller in callers),
                 "probes": sorted(p.name for p in registry.probes.values() if p.plugin == name),
                 "outputs": sorted(o.name for o in registry.outputs.values() if o.plugin == name),
