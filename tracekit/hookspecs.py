@@ -9,6 +9,10 @@ arguments it needs. Implement one with :data:`tracekit.hookimpl`::
     def tracekit_hop_completed(trace, hop):
         ...
 
+An implementation that raises is reported in one warning line naming its plugin and is not
+called again in that run; the trace, the other plugins and the outputs go on. Raise
+:class:`tracekit.errors.BadInput` from ``tracekit_configure`` to refuse a setting instead.
+
 Argument names are part of the API: they are never renamed or removed, only added.
 ``HOOKSPEC_VERSION`` rises when a hook or an argument is added.
 

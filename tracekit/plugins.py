@@ -12,6 +12,7 @@ import functools
 import inspect
 import os
 import sys
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import Distribution, EntryPoint, entry_points
@@ -20,7 +21,7 @@ from typing import Any
 import pluggy
 
 from tracekit import hookspecs
-from tracekit.errors import BadInput
+from tracekit.errors import BadInput, TracekitError
 
 ENTRY_POINT_GROUP = "tracekit"
 DISABLE_AUTOLOAD = "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD"
@@ -117,6 +118,7 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
     problems = _unknown_arguments(pm, plugin)
     if problems:
         return f"plugin {ep.name!r} not loaded: {'; '.join(problems)}"
+    plugin = _isolated(pm, ep.name, plugin)
     try:
         pm.register(plugin, name=ep.name)
     except Exception as exc:
@@ -128,6 +130,48 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
     if ep.dist is not None:
         pm.distributions[ep.name] = ep.dist
     return None
+
+
+def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
+    """``plugin`` with each hook implementation made to fail alone.
+
+    An implementation that raises is reported in one warning line naming the plugin, and is
+    not called again in this run; the other plugins, the trace and the outputs go on.
+    :class:`~tracekit.errors.TracekitError` (a setting refused in ``tracekit_configure``...)
+    is meant for the user and passes through.
+    """
+    hooks = {}
+    for attribute in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attribute)
+        if opts is None:
+            continue
+        function = getattr(plugin, attribute)
+        wrapper = opts.get("wrapper") or opts.get("hookwrapper")  # generators: left as they are
+        hooks[attribute] = function if wrapper else _guarded(name, attribute, function)
+    return types.SimpleNamespace(**hooks)
+
+
+def _guarded(plugin: str, hook: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    failed = False
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failed
+        if failed:
+            return None
+        try:
+            return function(*args, **kwargs)
+        except TracekitError:
+            raise
+        except Exception as exc:
+            failed = True
+            _warn(
+                f"plugin {plugin!r} failed in {hook} and is skipped there from now on: "
+                f"{type(exc).__name__}: {_one_line(exc)}"
+            )
+            return None
+
+    return call
 
 
 def _one_line(exc: BaseException) -> str:
@@ -226,10 +270,8 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
 
 
 def _call(impl: pluggy.HookImpl, register: Callable[..., None]) -> None:
-    try:
-        impl.function(**{arg: register for arg in impl.argnames})
-    except Exception as exc:
-        _warn(f"plugin {impl.plugin_name!r} failed in {impl.function.__name__}: {exc}")
+    """Call one register hook (its failure is the plugin's alone: see :func:`_isolated`)."""
+    impl.function(**{arg: register for arg in impl.argnames})
 
 
 def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:
