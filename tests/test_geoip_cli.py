@@ -485,30 +485,6 @@ def test_status_accepts_a_geoip2_isp_database_for_autonomous_systems(
     assert report["asn"]["error"] is None and report["asn"]["type"] == "GeoIP2-ISP"
 
 
-def test_help_stays_light() -> None:
-    check = (
-        "import sys\n"
-        "from tracekit.cli import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('scapy', 'folium', 'geoip2', 'maxminddb', 'urllib.request', 'http.client')\n"
-        "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
-    )
-    for args in (
-        ["--help"],
-        ["geoip"],
-        ["geoip", "status", "--help"],
-        ["geoip", "download", "--help"],
-    ):
-        process = subprocess.run(
-            [sys.executable, "-c", check, *args], capture_output=True, text=True
-        )
-        assert process.stderr.strip().splitlines()[-1] == "[]", (args, process.stderr)
-        assert "Usage: tracekit" in process.stdout
-
-
 # -- on the namespace network -----------------------------------------------------------------
 
 

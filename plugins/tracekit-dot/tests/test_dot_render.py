@@ -16,6 +16,7 @@ from tracekit_dot import DotOutput, parse_node_id, quote, render
 from tracekit.model import Hop, Host, ProbeInfo, ProbeResult, Trace
 from tracekit.output import OutputTarget
 from tracekit.plugins import Registry, get_plugin_manager
+from tracekit.sanitize import printable
 
 HOSTILE = [
     'evil" -> "pwned',  # closing the quoted string to add an edge
@@ -133,7 +134,7 @@ def test_hostile_names_are_shown_as_text_and_change_nothing_else(name: str) -> N
     assert set(graph.edges) == {("source", "1 192.0.2.2"), ("1 192.0.2.2", "2 192.0.2.9")}
     assert set(graph.nodes["1 192.0.2.2"]) <= {"_gvid", "name", "label", "fontname", "shape",
                                                "height", "width", "pos"}  # fmt: skip
-    shown = tracekit_dot.visible(name)
+    shown = printable(name)
     assert shown.isprintable()
     labels = svg_labels(source)  # what a reader of the SVG sees
     assert labels["1 192.0.2.2"][0] == " ".join(f"1 {shown}".split())

@@ -16,12 +16,11 @@ shown as ``\\xNN``, so that no name can add nodes, attributes or markup to the g
 
 from __future__ import annotations
 
-import unicodedata
-
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Trace
 from tracekit.output import Output
+from tracekit.sanitize import printable
 
 __all__ = ["DotOutput", "quote", "render"]
 
@@ -32,25 +31,13 @@ DESTINATION_FILL = "#d4f0c8"
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
-def visible(text: str) -> str:
-    """``text`` with control and other invisible characters as ``\\xNN``/``\\uNNNN``."""
-    out = []
-    for ch in text:
-        if ch.isprintable() and unicodedata.category(ch)[0] != "C":
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
-
-
 def quote(*lines: str) -> str:
     """A quoted DOT string showing ``lines`` one below the other, exactly as given.
 
     Graphviz reads ``\\n`` in a label as a line break, ``\\\\`` as a backslash and ``&...;``
     as a character entity; everything from outside is escaped so it shows as itself.
     """
-    escaped = ("".join(_ESCAPES.get(ch, ch) for ch in visible(line)) for line in lines)
+    escaped = ("".join(_ESCAPES.get(ch, ch) for ch in printable(line)) for line in lines)
     return '"' + "\\n".join(escaped) + '"'
 
 
