@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from conftest import hop_addresses
+from tracekit.testing.pytest_plugin import require
 
 pytestmark = pytest.mark.netns
 
@@ -44,10 +45,7 @@ def lab_leftovers() -> tuple[set[str], set[str], set[str]]:
 
 @pytest.fixture
 def clean_machine(request: pytest.FixtureRequest) -> Any:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the demo needs root, and CI must run it", pytrace=False)
-        pytest.skip("the demo needs root")
+    require(os.geteuid() == 0, "the demo needs root")
     before = lab_leftovers()
     yield
     after = lab_leftovers()

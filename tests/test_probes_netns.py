@@ -13,18 +13,9 @@ from typing import Any
 import pytest
 
 from conftest import hop_addresses
-from tracekit.testing import Lab
+from tracekit.testing import DIAMOND, Lab
 
 pytestmark = pytest.mark.netns
-
-DIAMOND = [
-    ("client", "r1"),
-    ("r1", "r2a"),
-    ("r1", "r2b"),
-    ("r2a", "r3"),
-    ("r2b", "r3"),
-    ("r3", "server"),
-]
 
 
 def trace_json(lab: Lab, *args: str) -> tuple[int, dict[str, Any]]:

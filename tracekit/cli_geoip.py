@@ -15,7 +15,8 @@ import click
 
 from tracekit.errors import EXIT_BAD_INPUT, EXIT_NOT_REACHED
 
-KINDS = {"city": ("City", "--geoip-db"), "asn": ("ASN", "--asn-db")}
+#: The kinds of database, as ``tracekit.enrich.geoip`` names them, and for people.
+KINDS = {"city": "City", "asn": "ASN"}
 SOURCES = {
     "environment": "environment",
     "standard": "standard directory",
@@ -61,10 +62,11 @@ def status(fmt: str) -> int:
 
 def _status_text(report: dict[str, dict[str, Any]]) -> list[str]:
     from tracekit.enrich.dbip import human_size
+    from tracekit.enrich.geoip import OPTION
 
     lines: list[str] = []
     for kind, found in report.items():
-        name, option = KINDS[kind]
+        name, option = KINDS[kind], OPTION[kind]
         if lines:
             lines.append("")
         if found["path"] is None:
@@ -125,7 +127,7 @@ def download(directory: str | None, month: str | None) -> int:
     server can be changed with the environment variable TRACEKIT_DBIP_URL.
     """
     from tracekit.enrich import dbip
-    from tracekit.enrich.geoip import chosen_place, data_dir, search_places
+    from tracekit.enrich.geoip import OPTION, chosen_place, data_dir, search_places
 
     signal.signal(signal.SIGTERM, _terminate)  # clean up as for Ctrl-C
     target = Path(directory).expanduser().absolute() if directory else data_dir()
@@ -139,7 +141,7 @@ def download(directory: str | None, month: str | None) -> int:
         used = chosen_place(search_places(kind))
         if used is None or used.path is None or used.path.resolve() != installed.path.resolve():
             instead = "no file" if used is None else used.path
-            option = KINDS[kind][1]
+            option = OPTION[kind]
             click.echo(
                 f"tracekit: warning: traces use {instead}, not {installed.path} "
                 f"(see 'tracekit geoip status'); pass {option} {installed.path} to use it",

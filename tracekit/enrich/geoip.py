@@ -94,14 +94,10 @@ def chosen_place(places: list[Place]) -> Place | None:
     return None
 
 
-def find_database(kind: str, given: str | None = None) -> tuple[Path | None, str]:
-    """The database file to use for ``kind`` and where it came from (``"option"``, the
-    environment variable's name, ``"found"`` or ``"none"``)."""
+def find_database(kind: str, given: str | None = None) -> Path | None:
+    """The database file to use for ``kind``, if any (``given``: the trace's option)."""
     place = chosen_place(search_places(kind, given))
-    if place is None or place.path is None:
-        return None, "none"
-    how = {"option": "option", "environment": ENV[kind]}.get(place.source, "found")
-    return place.path, how
+    return None if place is None else place.path
 
 
 def open_database(path: Path, kind: str) -> Any:
@@ -251,7 +247,7 @@ def tracekit_configure(settings: dict[str, Any]) -> None:
         return
     readers, files = {}, {}
     for kind in ("city", "asn"):
-        path, _ = find_database(kind, settings.get(SETTING[kind]))
+        path = find_database(kind, settings.get(SETTING[kind]))
         readers[kind] = open_database(path, kind) if path is not None else None
         if path is not None:
             files[kind] = path.name
@@ -279,8 +275,9 @@ def tracekit_trace_started(trace: Trace) -> None:
         kind: _describe(reader, geoip.files.get(kind))
         for kind, reader in (("city", geoip.city), ("asn", geoip.asn))
     }
-    if trace.source is not None and geoip.annotations(trace.source):
-        trace.annotations["source"] = geoip.annotations(trace.source)
+    source = geoip.annotations(trace.source) if trace.source is not None else {}
+    if source:
+        trace.annotations["source"] = source
 
 
 @hookimpl

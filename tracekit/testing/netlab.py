@@ -36,6 +36,16 @@ DOMAIN = "tracekit.test"
 #: TCP ports the server listens on (others are closed, as are all UDP ports).
 TCP_PORTS = (80, 443, 8080)
 NETNS_ETC = Path("/etc/netns")
+#: A load-balanced topology for ``Lab(topology=DIAMOND, multipath_hash=1)``: r1 reaches r3
+#: through r2a and r2b, two equal-cost paths.
+DIAMOND = [
+    ("client", "r1"),
+    ("r1", "r2a"),
+    ("r1", "r2b"),
+    ("r2a", "r3"),
+    ("r2b", "r3"),
+    ("r3", "server"),
+]
 
 
 class LabError(RuntimeError):

@@ -11,7 +11,8 @@ once tracekit is installed).
     for one test; it is removed after the test, whether the test passed or not.
 
 Both need root. Outside CI a test using them is skipped when not root; in CI (``CI`` set)
-it fails instead, so a missing privilege can never pass for a green run.
+it fails instead, so a missing privilege can never pass for a green run. :func:`require`
+does the same for a test's own requirements (a tool, a service).
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ import pytest
 from tracekit.testing.netlab import Lab
 
 
-def _require_root() -> None:
-    if os.geteuid() == 0:
+def require(condition: bool, message: str) -> None:
+    """Skip the test without ``condition`` (root, a tool...), but fail it in CI (``CI`` set),
+    where every test must run: a missing requirement never passes for a green run."""
+    if condition:
         return
-    message = "the namespace network needs root"
     if os.environ.get("CI"):
         pytest.fail(f"{message}, and CI must run these tests", pytrace=False)
     pytest.skip(message)
+
+
+def _require_root() -> None:
+    require(os.geteuid() == 0, "the namespace network needs root")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,17 +16,9 @@ from typing import Any
 import pytest
 
 from tracekit.testing import Lab
+from tracekit.testing.pytest_plugin import require
 
 pytestmark = pytest.mark.netns
-
-
-def require(condition: bool, message: str) -> None:
-    """Skip without ``condition``, but fail in CI (``CI`` set), where these tests must run."""
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}, and CI must run these tests", pytrace=False)
-    pytest.skip(message)
 
 
 def start_dnsmasq(lab: Lab, port: int, workdir: Path) -> subprocess.Popen[bytes]:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-import pytest
+from tracekit.testing.pytest_plugin import require
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def graphviz(*args: str, source: str) -> str:
     """Run Graphviz's ``dot`` on ``source``; skip without it, but fail in CI (``CI`` set)."""
-    if shutil.which("dot") is None:
-        message = "Graphviz (dot) is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}, and CI must render the graphs", pytrace=False)
-        pytest.skip(message)
+    require(shutil.which("dot") is not None, "Graphviz (dot) is not installed")
     process = subprocess.run(["dot", *args], input=source, capture_output=True, text=True)
     assert process.returncode == 0 and not process.stderr, process.stderr
     return process.stdout

@@ -14,18 +14,9 @@ import pytest
 from dot_graph import Graph, graphviz, read_graph, svg_labels
 from tracekit_dot import parse_node_id
 
-from tracekit.testing import Lab
+from tracekit.testing import DIAMOND, Lab
 
 pytestmark = pytest.mark.netns
-
-DIAMOND = [
-    ("client", "r1"),
-    ("r1", "r2a"),
-    ("r1", "r2b"),
-    ("r2a", "r3"),
-    ("r2b", "r3"),
-    ("r3", "server"),
-]
 
 
 def trace_to_files(lab: Lab, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:

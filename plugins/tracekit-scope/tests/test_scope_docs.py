@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tracekit.testing.pytest_plugin import require
+
 ROOT = Path(__file__).resolve().parents[3]  # tracekit's checkout
 DOCS = ROOT / "docs"
 SOURCE = "plugins/tracekit-scope/src/tracekit_scope/__init__.py"
@@ -25,15 +27,6 @@ def python_block_after(text: str, heading: str) -> str:
     match = re.search(r"^```python\n(.*?)^```$", section, re.M | re.S)
     assert match, f"no Python block after {heading!r}"
     return match[1]
-
-
-def require(condition: bool, message: str) -> None:
-    """Skip without ``condition``, but fail in CI (``CI`` set), where these tests must run."""
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}, and CI must run these tests", pytrace=False)
-    pytest.skip(message)
 
 
 def test_blocks_marked_as_source_in_the_docs_are_the_files() -> None:
