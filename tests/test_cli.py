@@ -122,7 +122,7 @@ def test_no_route_cannot_probe(tracekit_lab: Lab) -> None:
 
 @pytest.mark.netns
 def test_no_such_interface_cannot_probe(tracekit_lab: Lab) -> None:
-    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-i", "nosuch0")
+    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-I", "nosuch0")
     assert_one_line_error(process, 3, "no such interface: nosuch0")
 
 

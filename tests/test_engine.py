@@ -1,4 +1,4 @@
-"""The TTL loop on a simulated path (pure logic: virtual clock, no sockets)."""
+"""The one-shot strategy on a simulated path (pure logic: virtual clock, no sockets)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
-from tracekit.engine import Engine, Schedule, Wait
+from tracekit.driver import drive
+from tracekit.engine import Engine
+from tracekit.events import HopCompleted, TraceFinished
 from tracekit.model import Hop
 from tracekit.probe import Match, Outcome, ProbeMethod, Received
+from tracekit.strategies import Wait
+from tracekit.strategies.classic import Classic, Schedule
 
 
 @dataclass
@@ -24,13 +28,15 @@ class SimulatedPath:
     now: float = 1000.0
     sent: list[tuple[float, int, int, int]] = field(default_factory=list)
     _queue: list[tuple[float, int, bytes]] = field(default_factory=list)
+    _attempts: dict[int, int] = field(default_factory=dict)
 
     def clock(self) -> float:
         return self.now
 
     # -- Transport --
     def send(self, data: bytes) -> float:
-        ttl, attempt, seq = data[0], data[1], int.from_bytes(data[2:4], "big")
+        ttl, seq = data[0], int.from_bytes(data[2:4], "big")
+        attempt = self._attempts[ttl] = self._attempts.get(ttl, -1) + 1
         self.sent.append((self.now, ttl, attempt, seq))
         hop = min(ttl, self.length)
         if hop in self.silent or (ttl, attempt) in self.lost:
@@ -53,7 +59,7 @@ class SimulatedPath:
 
 
 class CountingMethod(ProbeMethod):
-    """Encodes (ttl, attempt, seq) in the 'packet'; answers name the hop that sent them."""
+    """Encodes (ttl, flow, seq) in the 'packet'; answers name the hop that sent them."""
 
     def __init__(self, path: SimulatedPath) -> None:
         self.path = path
@@ -61,8 +67,8 @@ class CountingMethod(ProbeMethod):
     def parameters(self) -> dict[str, object]:
         return {}
 
-    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
-        return bytes([ttl, attempt]) + seq.to_bytes(2, "big")
+    def build(self, ttl: int, flow: int, seq: int) -> bytes:
+        return bytes([ttl, flow]) + seq.to_bytes(2, "big")
 
     def match(self, received: Received) -> Match | None:
         hop = received.data[0]
@@ -73,9 +79,15 @@ class CountingMethod(ProbeMethod):
         return Match(seq, "echo-reply" if outcome is Outcome.REACHED else "time-exceeded", outcome)
 
 
-def trace(path: SimulatedPath, **schedule: object) -> tuple[Engine, list[Hop]]:
-    engine = Engine(CountingMethod(path), path, Schedule(**schedule), clock=path.clock)  # type: ignore[arg-type]
-    return engine, list(engine.run())
+def run(engine: Engine, path: SimulatedPath) -> list[Hop]:
+    events = list(drive(engine, path, clock=path.clock))
+    assert isinstance(events[-1], TraceFinished)
+    return [e.hop for e in events if isinstance(e, HopCompleted)]
+
+
+def trace(path: SimulatedPath, **schedule: object) -> tuple[Classic, list[Hop]]:
+    strategy = Classic(Schedule(**schedule))  # type: ignore[arg-type]
+    return strategy, run(Engine(CountingMethod(path), strategy), path)
 
 
 def addresses(hops: list[Hop]) -> list[str | None]:
@@ -120,17 +132,18 @@ def test_without_later_answers_a_silent_hop_costs_the_maximum_wait() -> None:
 
 def test_window_limits_probes_in_flight() -> None:
     path = SimulatedPath(length=10, delay=0.005)
-    engine = Engine(CountingMethod(path), path, Schedule(window=4), clock=path.clock)  # type: ignore[arg-type]
+    strategy = Classic(Schedule(window=4))
+    engine = Engine(CountingMethod(path), strategy)
     in_flight_max = 0
     original_send = path.send
 
     def send(data: bytes) -> float:
         nonlocal in_flight_max
-        in_flight_max = max(in_flight_max, len(engine._in_flight) + 1)
+        in_flight_max = max(in_flight_max, len(strategy._in_flight))
         return original_send(data)
 
     path.send = send  # type: ignore[method-assign]
-    hops = list(engine.run())
+    hops = run(engine, path)
     assert len(hops) == 10
     assert in_flight_max == 4
 

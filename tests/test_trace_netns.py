@@ -100,7 +100,7 @@ def test_queries_and_ttl_range_are_honoured(tracekit_lab: Lab) -> None:
 
 def test_interface_option_sends_from_that_interface(tracekit_lab: Lab) -> None:
     # In the client's namespace the interface towards r1 is called "r1".
-    _, report = trace_json(tracekit_lab, tracekit_lab.address("server"), "-n", "-i", "r1")
+    _, report = trace_json(tracekit_lab, tracekit_lab.address("server"), "-n", "-I", "r1")
     assert report["reached"] and hop_addresses(report) == tracekit_lab.expected_hops()
 
 

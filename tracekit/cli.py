@@ -58,7 +58,7 @@ class DefaultGroup(click.Group):
 
 def _parse_wait(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     """``MAX[,HERE[,NEAR]]`` as in ``traceroute -w``."""
-    from tracekit.engine import Wait
+    from tracekit.strategies import Wait
 
     default = Wait()
     try:
@@ -70,6 +70,20 @@ def _parse_wait(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     here = numbers[1] if len(numbers) > 1 else default.here
     near = numbers[2] if len(numbers) > 2 else default.near
     return Wait(max=numbers[0], here=here, near=near)
+
+
+def _parse_interval(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """Seconds between rounds; a name (the old ``-i IFACE``) points to ``-I``."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a number of seconds: -i is the interval between rounds, "
+            "as in mtr; for an interface use -I/--interface"
+        ) from None
+    if not 0.001 <= seconds <= 3600:
+        raise click.BadParameter(f"{value!r}: between 0.001 and 3600 seconds")
+    return seconds
 
 
 def _parse_origin(
@@ -124,7 +138,17 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-n", "--numeric", is_flag=True, help="Show addresses only; no names."),
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
-        click.option("-i", "--interface", metavar="NAME", help="Send from this interface."),
+        click.option("-I", "--interface", metavar="NAME", help="Send from this interface "
+                     "(as mtr -I; traceroute's -i)."),
+        click.option("-c", "--cycles", type=click.IntRange(0), metavar="N",
+                     help="Continuous mode: run N rounds of one probe per hop, with "
+                     "statistics (0: until Ctrl-C), as mtr -c."),
+        click.option("-i", "--interval", default="1", show_default=True, metavar="SECONDS",
+                     callback=_parse_interval,
+                     help="Continuous mode: seconds between the starts of rounds."),
+        click.option("-r", "--report", is_flag=True, help="Continuous mode: no live view; "
+                     "print an mtr-style report at the end (as mtr -r). Implies -c 10 "
+                     "unless -c is given."),
         click.option("--geoip-db", type=click.Path(dir_okay=False), metavar="FILE",
                      help="City database (mmdb) for locations; default: see 'tracekit geoip "
                      "status'."),
@@ -160,12 +184,15 @@ def cli() -> None:
 @trace_options
 def trace(host: str, **options: Any) -> int:
     """Trace the route to HOST (a name or an IPv4/IPv6 address)."""
-    from tracekit.engine import Schedule
     from tracekit.plugins import get_plugin_manager
     from tracekit.run import TraceRequest, run_trace
+    from tracekit.strategies.classic import Schedule
 
     if options["first_ttl"] > options["max_ttl"]:
         raise click.BadParameter("must not exceed --max-ttl", param_hint="'-f/--first-ttl'")
+    cycles = options["cycles"]
+    if options["report"] and cycles is None:
+        cycles = 10  # mtr -r's default count
     schedule = Schedule(
         first_ttl=options["first_ttl"],
         max_ttl=options["max_ttl"],
@@ -180,6 +207,9 @@ def trace(host: str, **options: Any) -> int:
         probe=options["probe"],
         ip_version=options["ip_version"],
         schedule=schedule,
+        cycles=cycles,
+        interval=options["interval"],
+        report=options["report"],
         numeric=options["numeric"],
         interface=options["interface"],
         stdout_format=None if stdout_format == "none" else stdout_format,

@@ -22,9 +22,16 @@ A trace calls the hooks in this order::
     tracekit_configure                (before anything is sent)
     tracekit_trace_started
         tracekit_probe_answered       (for every answer, as it arrives)
+      one-shot trace:
         tracekit_enrich_hop           (once per hop, when it is complete)
         tracekit_hop_completed        (then, once per hop, in TTL order)
+      continuous mode (-c):
+        tracekit_enrich_hop           (when a hop has a host not enriched before)
+        tracekit_round_completed      (once per round, in order)
     tracekit_trace_finished
+
+Version 2 added ``tracekit_round_completed`` and continuous mode; ``ProbeMethod.build``'s
+second argument became ``flow`` (it was ``attempt``, which nothing used).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 
 import pluggy
 
+from tracekit.events import Round
 from tracekit.model import Hop, ProbeResult, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.probe import ProbeContext, ProbeMethod
@@ -46,7 +54,7 @@ RegisterProbe = Callable[[str, Callable[[ProbeContext], ProbeMethod], str], None
 RegisterOutput = Callable[[str, Callable[[OutputTarget], Output], str, Iterable[str]], None]
 
 #: Version of this hook API.
-HOOKSPEC_VERSION = 1
+HOOKSPEC_VERSION = 2
 
 hookspec = pluggy.HookspecMarker("tracekit")
 
@@ -107,7 +115,8 @@ def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
 
     Set ``hop.hosts[address].name`` or add JSON-serialisable values to
     ``hop.hosts[address].annotations``. Called once per hop, in TTL order; do not block for
-    long.
+    long. In continuous mode it is called again whenever a hop gains a host: leave hosts
+    alone that are annotated already.
     """
 
 
@@ -115,6 +124,16 @@ def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
 def tracekit_hop_completed(trace: Trace, hop: Hop) -> None:
     """``hop`` and all hops before it are complete and enriched; it is the last in
     ``trace.hops``."""
+
+
+@hookspec
+def tracekit_round_completed(trace: Trace, round: Round) -> None:
+    """Continuous mode: every probe of ``round`` is answered or given up.
+
+    ``round.results`` holds ``(ttl, result)`` for each probe of the round; ``trace.hops``
+    holds every hop so far with its statistics (``hop.stats``, ``host.stats``) and
+    ``trace.rounds`` the number of rounds complete. Rounds come in order. Since version 2.
+    """
 
 
 @hookspec

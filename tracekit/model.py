@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracekit.stats import HopStats, RttStats
 
 
 @dataclass
@@ -27,6 +30,11 @@ class ProbeResult:
     mpls: list[dict[str, Any]] = field(default_factory=list)
     #: The probe method's own text marker for this answer (``Match.marker``), if it gave one.
     marker: str = ""
+    #: The flow the probe was sent on (``ProbeMethod.build``'s ``flow``).
+    flow: int = 0
+    #: For a probe without answer: the hop withheld it (an ICMP rate limit) while later
+    #: hops still answered, so it is not counted as loss (see ``docs/continuous.md``).
+    rate_limited: bool = False
 
     @property
     def answered(self) -> bool:
@@ -42,6 +50,8 @@ class Host:
     name: str | None = None
     #: Further annotations by enrichment plugins (JSON-serialisable values).
     annotations: dict[str, Any] = field(default_factory=dict)
+    #: Round trips of this host's answers (continuous mode and one-shot alike).
+    stats: RttStats | None = None
 
 
 @dataclass
@@ -52,10 +62,14 @@ class Hop:
     probes: list[ProbeResult] = field(default_factory=list)
     #: Every address that answered at this hop, in order of first answer.
     hosts: dict[str, Host] = field(default_factory=dict)
+    #: Probes sent, answered, lost and withheld, and round trips (:mod:`tracekit.stats`).
+    stats: HopStats | None = None
 
     @property
     def silent(self) -> bool:
         """True when no probe of this hop was answered."""
+        if self.stats is not None:
+            return self.stats.received == 0
         return not any(p.answered for p in self.probes)
 
     @property
@@ -88,6 +102,13 @@ class Trace:
     first_ttl: int = 1
     max_ttl: int = 30
     queries: int = 3
+    #: Rounds asked for in continuous mode: N for ``-c N``, 0 for "until interrupted";
+    #: ``None`` for a one-shot trace.
+    cycles: int | None = None
+    #: Seconds between the starts of rounds (``-i``), in continuous mode.
+    interval: float | None = None
+    #: Rounds completed so far.
+    rounds: int = 0
     started: datetime | None = None
     finished: datetime | None = None
     #: What the user asked for that plugins may need: ``numeric`` (``-n``: no name lookups),
@@ -104,3 +125,8 @@ class Trace:
     #: could not go on, e.g. the route went away). ``None`` while the trace runs.
     end: str | None = None
     hops: list[Hop] = field(default_factory=list)
+
+    @property
+    def continuous(self) -> bool:
+        """True for a run in rounds (``-c``), False for a one-shot trace."""
+        return self.cycles is not None

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from tracekit.model import Hop, Trace
+from tracekit.events import Round
+from tracekit.model import Hop, ProbeResult, Trace
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,14 @@ class Output(ABC):
     def start(self, trace: Trace) -> None:  # noqa: B027 - optional
         """The trace is about to send its first probe."""
 
+    def answer(self, trace: Trace, ttl: int, result: ProbeResult) -> None:  # noqa: B027
+        """A probe sent with ``ttl`` was answered, just now (optional; a live view)."""
+
     def hop(self, trace: Trace, hop: Hop) -> None:  # noqa: B027 - optional
-        """``hop`` and every hop before it are complete (and enriched)."""
+        """One-shot traces: ``hop`` and every hop before it are complete (and enriched)."""
+
+    def round(self, trace: Trace, round: Round) -> None:  # noqa: B027 - optional
+        """Continuous mode: ``round`` is complete; ``trace.hops`` carry the statistics."""
 
     @abstractmethod
     def finish(self, trace: Trace) -> None:

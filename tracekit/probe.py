@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tracekit.replies import MplsLabel
+    from tracekit.wire import Reply
 
 
 class Outcome(enum.Enum):
@@ -62,6 +63,13 @@ class Received:
     ttl: int | None = None
 
     @cached_property
+    def reply(self) -> Reply | None:
+        """The packet read from its bytes (:mod:`tracekit.wire`): cheap, no scapy."""
+        from tracekit.wire import parse
+
+        return parse(self.data, self.ip_version)
+
+    @cached_property
     def packet(self) -> Any:
         """The packet parsed by scapy (an ``IP`` or ``IPv6`` layer), parsed on first use."""
         if self.ip_version == 4:
@@ -102,6 +110,13 @@ class ProbeMethod(ABC):
     #: see (for example ``(6,)`` for a method that expects TCP answers).
     extra_protocols: tuple[int, ...] = ()
 
+    #: How many distinct sequence numbers the method can carry: ``seq`` passed to
+    #: :meth:`build` is always below this. Numbers are recycled (see ``docs/architecture.md``).
+    sequence_space: int = 0x10000
+
+    #: How many distinct flows :meth:`build` can make (1: every probe is the same flow).
+    flows: int = 1
+
     #: The options of ``ProbeContext.options`` this method uses (``"port"``, ``"paris"``,
     #: ``"source_port"``). Giving one it does not use is an error (exit status 2) rather
     #: than an option silently ignored.
@@ -112,16 +127,25 @@ class ProbeMethod(ABC):
         """The parameters of this method for reports (JSON ``probe``), e.g. ``{"port": 80}``."""
 
     @abstractmethod
-    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+    def build(self, ttl: int, flow: int, seq: int) -> bytes:
         """Return the whole probe packet, IP header included, for ``ttl``.
 
-        ``attempt`` counts probes at one TTL from 0. ``seq`` is a number in ``0..65535``,
-        unique among this trace's probes, which :meth:`match` must recover from the answer.
+        ``flow`` (``0 <= flow < flows``) chooses the flow: probes of one flow share what
+        per-flow load balancers hash (addresses, ports, ICMP checksum). ``seq``
+        (``0 <= seq < sequence_space``) is unique among this trace's probes in flight, and
+        :meth:`match` must recover it from the answer. (Before hook API 2 the second
+        argument was ``attempt``, which nothing used; it is passed positionally.)
+
+        Called for every probe sent: keep it to patching a prepared packet (microseconds).
         """
 
     @abstractmethod
     def match(self, received: Received) -> Match | None:
-        """Recognise ``received`` as the answer to one of this trace's probes, else ``None``."""
+        """Recognise ``received`` as the answer to one of this trace's probes, else ``None``.
+
+        Called for every packet that arrives, most of them not ours: decide from
+        ``received.reply`` (a few bytes, already read) before anything costly.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook for methods that hold resources
         """Release anything the method holds (reserved ports, sockets)."""

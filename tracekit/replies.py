@@ -57,6 +57,21 @@ _OTHER_MARKERS = {
 _REACHED_REPLIES = frozenset({"port-unreachable", "protocol-unreachable"})
 
 
+def reply_name(ip_version: int, icmp_type: int, icmp_code: int) -> str | None:
+    """The reply name of an ICMP error type and code, or ``None`` for other messages."""
+    if ip_version == 4:
+        if icmp_type == 11:
+            return TIME_EXCEEDED if icmp_code == 0 else "reassembly-time-exceeded"
+        if icmp_type == 3:
+            return _UNREACH_V4.get(icmp_code, (f"unreachable-{icmp_code}", ""))[0]
+        return "parameter-problem" if icmp_type == 12 else None
+    if icmp_type == 3:
+        return TIME_EXCEEDED if icmp_code == 0 else "reassembly-time-exceeded"
+    if icmp_type == 1:
+        return _UNREACH_V6.get(icmp_code, (f"unreachable-{icmp_code}", ""))[0]
+    return {2: "packet-too-big", 4: "parameter-problem"}.get(icmp_type)
+
+
 def marker(reply: str | None) -> str:
     """The short traceroute marker for a reply name (``"!H"``...), or ``""`` for none."""
     if reply is None:

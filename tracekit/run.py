@@ -13,17 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from tracekit.engine import Engine, Schedule
+from tracekit.driver import drain, drive
+from tracekit.engine import Engine
 from tracekit.errors import BadInput
-from tracekit.model import Hop, ProbeInfo, ProbeResult, Trace
+from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
+from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry
-from tracekit.probe import Outcome, ProbeContext
+from tracekit.probe import ProbeContext
 from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
-
-_END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
+from tracekit.strategies import Strategy
+from tracekit.strategies.classic import Classic, Schedule
+from tracekit.strategies.rounds import Rounds
 
 
 @dataclass
@@ -34,6 +37,12 @@ class TraceRequest:
     probe: str = "icmp"
     ip_version: int | None = None
     schedule: Schedule = field(default_factory=Schedule)
+    #: Continuous mode: rounds to run (0: until interrupted); ``None`` for one pass.
+    cycles: int | None = None
+    #: Seconds between the starts of rounds, in continuous mode.
+    interval: float = 1.0
+    #: Continuous mode: print a report at the end instead of a live view.
+    report: bool = False
     numeric: bool = False
     interface: str | None = None
     #: Method-specific options (see :class:`tracekit.probe.ProbeContext`).
@@ -127,29 +136,79 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
             started=datetime.now(timezone.utc),
         )
 
-        def answered(ttl: int, result: ProbeResult) -> None:
-            pm.hook.tracekit_probe_answered(trace=trace, ttl=ttl, result=result)
-
-        engine = Engine(method, transport, s, on_answer=answered)
+        strategy: Strategy
+        if request.cycles is None:
+            strategy = Classic(s)
+        else:
+            strategy = Rounds(s, request.cycles, request.interval)
+            trace.cycles, trace.interval = request.cycles, request.interval
+        engine = Engine(method, strategy)
+        run = _Run(pm, trace, outputs, strategy)
         pm.hook.tracekit_trace_started(trace=trace)
         for sink in outputs:
             sink.call("start", trace)
         try:
-            for hop in engine.run():
-                _complete(pm, trace, hop, outputs)
-            trace.end = _END.get(engine.end_outcome) if engine.end_outcome else "max-ttl"
-        except KeyboardInterrupt:
-            trace.end = "interrupted"
-            raise
+            try:
+                for event in drive(engine, transport):
+                    run.handle(event)
+            except KeyboardInterrupt:
+                for event in drain(engine):
+                    run.handle(event)
+                raise
         finally:
             if trace.end is None:  # an exception is on its way out
                 trace.end = "error"
-            trace.reached = trace.end == "reached"
+            trace.reached = trace.end == "reached" or (
+                trace.end == "interrupted" and isinstance(strategy, Rounds) and strategy.reached
+            )
             trace.finished = datetime.now(timezone.utc)
             pm.hook.tracekit_trace_finished(trace=trace)
             for sink in outputs:
                 sink.call("finish", trace)
     return trace
+
+
+class _Run:
+    """Turns the engine's events into hook calls and output calls, for one trace."""
+
+    def __init__(
+        self, pm: PluginManager, trace: Trace, outputs: list[_Sink], strategy: Strategy
+    ) -> None:
+        self.pm = pm
+        self.trace = trace
+        self.outputs = outputs
+        self.strategy = strategy
+        self._enriched: set[tuple[int, str]] = set()
+
+    def handle(self, event: Event) -> None:
+        trace = self.trace
+        if isinstance(event, ProbeAnswered):
+            result = event.result
+            self.pm.hook.tracekit_probe_answered(trace=trace, ttl=event.probe.ttl, result=result)
+            for sink in self.outputs:
+                sink.call("answer", trace, event.probe.ttl, result)
+        elif isinstance(event, HopCompleted):
+            _complete(self.pm, trace, event.hop, self.outputs)
+        elif isinstance(event, RoundCompleted):
+            self._refresh()
+            trace.rounds = event.round.number
+            self.pm.hook.tracekit_round_completed(trace=trace, round=event.round)
+            for sink in self.outputs:
+                sink.call("round", trace, event.round)
+        elif isinstance(event, TraceFinished):
+            if isinstance(self.strategy, Rounds):
+                self._refresh()
+            trace.end = event.end
+
+    def _refresh(self) -> None:
+        """Continuous mode: take the strategy's hops, enriching hosts not seen before."""
+        assert isinstance(self.strategy, Rounds)
+        self.trace.hops = hops = self.strategy.hops()
+        for hop in hops:
+            new = [a for a in hop.hosts if (hop.ttl, a) not in self._enriched]
+            if new:
+                self.pm.hook.tracekit_enrich_hop(trace=self.trace, hop=hop)
+                self._enriched.update((hop.ttl, a) for a in new)
 
 
 def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[_Sink]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from tracekit.errors import BadInput
 from tracekit.probe import ProbeContext, ProbeMethod
+from tracekit.wire import Quoted
 
 #: Probe payload: 32 bytes, as traceroute's default 60-byte IPv4 probes. Its last word is
 #: free for flow-stable probes to steer the checksum with.
@@ -22,6 +23,10 @@ class PacketProbe(ProbeMethod):
         self.l4 = 20 if context.ip_version == 4 else 40
         self._reserved: socket.socket | None = None
         self.template = b""
+        family = socket.AF_INET if context.ip_version == 4 else socket.AF_INET6
+        #: Our source and the destination, packed, as quoted headers carry them.
+        self.packed_source = socket.inet_pton(family, context.source)
+        self.packed_destination = socket.inet_pton(family, context.destination)
 
     def ip(self, **fields: Any) -> Any:
         """A scapy IP/IPv6 header from our source to the destination."""
@@ -39,8 +44,20 @@ class PacketProbe(ProbeMethod):
         return len(self.template) - 2
 
     def is_ours(self, quoted: Any) -> bool:
-        """Whether a quoted IP header is one of this trace's probes (source and destination)."""
+        """Whether a quoted IP header (scapy's ``IPerror``/``IPerror6``) is one of this
+        trace's probes: its source and destination."""
         return bool(quoted.src == self.context.source and quoted.dst == self.context.destination)
+
+    def quotes_ours(self, quoted: Quoted | None, protocol: int) -> bool:
+        """Whether an error quotes a ``protocol`` datagram from our source to our
+        destination (:attr:`tracekit.wire.Reply.quoted`), with at least 8 bytes of it."""
+        return (
+            quoted is not None
+            and quoted.protocol == protocol
+            and quoted.dst == self.packed_destination
+            and quoted.src == self.packed_source
+            and len(quoted.l4) >= 8
+        )
 
     def reserve_port(self, kind: int, port: int | None) -> int:
         """Bind a socket to our source port so no other program (or trace) uses it meanwhile.

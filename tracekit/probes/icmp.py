@@ -12,6 +12,7 @@ header keep all probes on one path.
 from __future__ import annotations
 
 import secrets
+import struct
 from typing import Any
 
 from tracekit import hookimpl
@@ -19,7 +20,7 @@ from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probe import Match, Outcome, ProbeContext, Received
 from tracekit.probes.common import PAYLOAD, PacketProbe
-from tracekit.replies import error_outcome, icmp_error
+from tracekit.replies import error_outcome
 
 
 class IcmpEcho(PacketProbe):
@@ -40,6 +41,9 @@ class IcmpEcho(PacketProbe):
 
             echo = ICMPv6EchoRequest(id=self.identifier, seq=0)
         self.template = bytes(self.ip() / echo / PAYLOAD)
+        self._protocol, self._request = (1, 8) if context.ip_version == 4 else (58, 128)
+        if self.paris:
+            self.flows = 0xFFFE
         self._checksum = int.from_bytes(self.template[self.l4 + 2 : self.l4 + 4], "big")
 
     def parameters(self) -> dict[str, Any]:
@@ -49,45 +53,35 @@ class IcmpEcho(PacketProbe):
             "paris": self.paris,
         }
 
-    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+    def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
         set_ttl(packet, ttl)
         set_word(packet, self.l4 + 6, seq, self.l4 + 2)
         if self.paris:
-            steer_checksum(packet, self.l4 + 2, self._checksum, self.free_word)
+            target = (self._checksum + flow - 1) % 0xFFFE + 1  # 1..0xFFFE
+            steer_checksum(packet, self.l4 + 2, target, self.free_word)
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
-        packet = received.packet
-        if self.context.ip_version == 4:
-            from scapy.layers.inet import ICMP, ICMPerror
-
-            icmp = packet.getlayer(ICMP)
-            if icmp is None:
+        reply = received.reply
+        if reply is None:
+            return None
+        if reply.is_echo_reply:
+            if received.address != self.context.destination:
                 return None
-            if icmp.type == 0:
-                return self._echo_reply(received, icmp.id, icmp.seq)
-            request_layer: Any = ICMPerror
-        else:
-            from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
-
-            reply = packet.getlayer(ICMPv6EchoReply)
-            if reply is not None:
-                return self._echo_reply(received, reply.id, reply.seq)
-            request_layer = ICMPv6EchoRequest
-        error = icmp_error(packet)
-        if error is None or not self.is_ours(error.quoted):
+            ident, seq = struct.unpack_from("!HH", reply.l4, 4)
+            if ident != self.identifier:
+                return None
+            return Match(seq, "echo-reply", Outcome.REACHED)
+        quoted = reply.quoted
+        if quoted is None or not self.quotes_ours(quoted, self._protocol):
             return None
-        request = error.quoted.getlayer(request_layer)
-        if request is None or request.id != self.identifier:
+        kind, _, _, ident, seq = struct.unpack_from("!BBHHH", quoted.l4)
+        name = reply.name
+        if kind != self._request or ident != self.identifier or name is None:
             return None
-        outcome = error_outcome(error.reply, received.address, self.context.destination)
-        return Match(request.seq, error.reply, outcome, error.mpls)
-
-    def _echo_reply(self, received: Received, identifier: int, seq: int) -> Match | None:
-        if identifier != self.identifier or received.address != self.context.destination:
-            return None
-        return Match(seq, "echo-reply", Outcome.REACHED)
+        outcome = error_outcome(name, received.address, self.context.destination)
+        return Match(seq, name, outcome, reply.mpls)
 
 
 @hookimpl

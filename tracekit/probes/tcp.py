@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import struct
 from typing import Any
 
 from tracekit import hookimpl
@@ -19,10 +20,11 @@ from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_long, set_ttl
 from tracekit.probe import Match, Outcome, ProbeContext, Received
 from tracekit.probes.common import PacketProbe
-from tracekit.replies import error_outcome, icmp_error
+from tracekit.replies import error_outcome
 
 DEFAULT_PORT = 80
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
+_TCP = 6
 
 
 class TcpSyn(PacketProbe):
@@ -54,36 +56,38 @@ class TcpSyn(PacketProbe):
             "packet_size": len(self.template),
         }
 
-    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+    def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
         set_ttl(packet, ttl)
         set_long(packet, self.l4 + 4, (self.isn + seq) & 0xFFFFFFFF, self.l4 + 16)
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
-        from scapy.layers.inet import TCP, TCPerror
-
-        packet = received.packet
-        segment = packet.getlayer(TCP)
-        if segment is not None and not packet.haslayer(TCPerror):
-            return self._answer(received, segment)
-        error = icmp_error(packet)
-        if error is None or not self.is_ours(error.quoted):
+        reply = received.reply
+        if reply is None:
             return None
-        quoted = error.quoted.getlayer(TCPerror)
-        if quoted is None or (quoted.sport, quoted.dport) != (self.source_port, self.port):
+        if reply.protocol == _TCP:
+            return self._answer(received, reply.l4)
+        quoted = reply.quoted
+        if quoted is None or not self.quotes_ours(quoted, _TCP):
             return None
-        seq = (quoted.seq - self.isn) & 0xFFFFFFFF
-        outcome = error_outcome(error.reply, received.address, self.context.destination)
-        return Match(seq, error.reply, outcome, error.mpls)
+        sport, dport, sequence = struct.unpack_from("!HHI", quoted.l4)
+        name = reply.name
+        if (sport, dport) != (self.source_port, self.port) or name is None:
+            return None
+        seq = (sequence - self.isn) & 0xFFFFFFFF
+        if seq >= self.sequence_space:
+            return None
+        outcome = error_outcome(name, received.address, self.context.destination)
+        return Match(seq, name, outcome, reply.mpls)
 
-    def _answer(self, received: Received, segment: Any) -> Match | None:
+    def _answer(self, received: Received, segment: bytes) -> Match | None:
         """The destination's own answer: SYN-ACK or RST, acknowledging our sequence + 1."""
-        if received.address != self.context.destination:
+        if received.address != self.context.destination or len(segment) < 14:
             return None
-        if (segment.sport, segment.dport) != (self.port, self.source_port):
+        sport, dport, _, ack, _, flags = struct.unpack_from("!HHIIBB", segment)
+        if (sport, dport) != (self.port, self.source_port):
             return None
-        flags = int(segment.flags)
         if not flags & _ACK:
             return None  # a bare RST does not say which probe it answers
         if flags & _SYN:
@@ -92,7 +96,9 @@ class TcpSyn(PacketProbe):
             reply = "rst"
         else:
             return None
-        seq = (segment.ack - 1 - self.isn) & 0xFFFFFFFF
+        seq = (ack - 1 - self.isn) & 0xFFFFFFFF
+        if seq >= self.sequence_space:
+            return None
         return Match(seq, reply, Outcome.REACHED)
 
 

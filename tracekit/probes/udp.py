@@ -17,6 +17,7 @@ the trace relies on ICMP then (use a protocol plugin, such as DNS, to probe open
 from __future__ import annotations
 
 import socket
+import struct
 from typing import Any
 
 from tracekit import hookimpl
@@ -24,9 +25,10 @@ from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probe import Match, Outcome, ProbeContext, Received
 from tracekit.probes.common import PAYLOAD, PacketProbe
-from tracekit.replies import error_outcome, icmp_error
+from tracekit.replies import error_outcome
 
 BASE_PORT = 33434
+_UDP = 17
 
 
 class UdpProbe(PacketProbe):
@@ -43,6 +45,13 @@ class UdpProbe(PacketProbe):
         self.template = bytes(self.ip() / UDP(sport=self.source_port, dport=self.port) / PAYLOAD)
         if not self.paris:
             self.extra_protocols = (socket.IPPROTO_UDP,)
+            # Destination ports from BASE_PORT up to 65535, never wrapping to low ports.
+            self.sequence_space = 0x10000 - self.port
+        else:
+            # The UDP checksum carries seq + 1 (1..0xFFFE); without a fixed --port, flows
+            # take the destination ports from 33434 up.
+            self.sequence_space = 0xFFFE
+            self.flows = 1 if port is not None else 1024
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -52,44 +61,49 @@ class UdpProbe(PacketProbe):
             "packet_size": len(self.template),
         }
 
-    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+    def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
         set_ttl(packet, ttl)
         if self.paris:
+            if flow:
+                set_word(packet, self.l4 + 2, self.port + flow, self.l4 + 6)
             steer_checksum(packet, self.l4 + 6, seq + 1, self.free_word)
         else:
-            set_word(packet, self.l4 + 2, (self.port + seq) & 0xFFFF, self.l4 + 6)
+            set_word(packet, self.l4 + 2, self.port + seq, self.l4 + 6)
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
-        from scapy.layers.inet import UDP, UDPerror
-
-        packet = received.packet
-        datagram = packet.getlayer(UDP)
-        if datagram is not None and not packet.haslayer(UDPerror):
-            return self._answer(received, datagram)
-        error = icmp_error(packet)
-        if error is None or not self.is_ours(error.quoted):
+        reply = received.reply
+        if reply is None:
             return None
-        udp = error.quoted.getlayer(UDPerror)
-        if udp is None or udp.sport != self.source_port:
+        if reply.protocol == _UDP:
+            return self._answer(received, reply.l4)
+        quoted = reply.quoted
+        if quoted is None or not self.quotes_ours(quoted, _UDP):
+            return None
+        sport, dport, _, checksum = struct.unpack_from("!HHHH", quoted.l4)
+        name = reply.name
+        if sport != self.source_port or name is None:
             return None
         if self.paris:
-            if udp.dport != self.port:
+            if not 0 <= dport - self.port < self.flows:
                 return None
-            seq = udp.chksum - 1
+            seq = checksum - 1
         else:
-            seq = (udp.dport - self.port) & 0xFFFF
-        outcome = error_outcome(error.reply, received.address, self.context.destination)
-        return Match(seq, error.reply, outcome, error.mpls)
+            seq = dport - self.port
+            if not 0 <= seq < self.sequence_space:
+                return None
+        outcome = error_outcome(name, received.address, self.context.destination)
+        return Match(seq, name, outcome, reply.mpls)
 
-    def _answer(self, received: Received, datagram: Any) -> Match | None:
+    def _answer(self, received: Received, segment: bytes) -> Match | None:
         """A datagram from the destination's probed port to our source port (classic mode)."""
-        if self.paris or received.address != self.context.destination:
+        if self.paris or received.address != self.context.destination or len(segment) < 8:
             return None
-        if datagram.dport != self.source_port:
+        sport, dport = struct.unpack_from("!HH", segment)
+        if dport != self.source_port or not 0 <= sport - self.port < self.sequence_space:
             return None
-        return Match((datagram.sport - self.port) & 0xFFFF, "udp-reply", Outcome.REACHED)
+        return Match(sport - self.port, "udp-reply", Outcome.REACHED)
 
 
 @hookimpl

@@ -1,0 +1,122 @@
+"""Statistics per hop and per responder, folded as results come (memory stays bounded).
+
+Round trips follow mtr: ``last``, ``best``, ``worst``, ``avg`` and the sample standard
+deviation (Welford's method); jitter is ``|rtt - previous rtt|`` of one host, with its mean
+(``javg``), worst (``jmax``) and the RFC 3550 smoothed value (``jint``, gain 1/16).
+
+Loss is forwarding loss only. A router that withholds ICMP errors (a rate limit) while the
+hops behind it still answer has not lost those probes: :func:`attribute` counts them as
+``rate_limited``. The rule: a hop's forwarding loss cannot exceed the loss of any answering
+hop behind it, because every probe to a farther hop crossed it too. So hop *k*'s loss is the
+least loss rate seen at *k* or behind it; the rest of its unanswered probes were withheld.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RttStats:
+    """Round trips of the answers of one host (or of all hosts of a hop)."""
+
+    received: int = 0
+    last_ms: float | None = None
+    best_ms: float | None = None
+    worst_ms: float | None = None
+    _mean: float = 0.0
+    _m2: float = 0.0
+    #: ``|rtt - previous rtt|`` of the latest answer, and its mean, worst and smoothed value.
+    jitter_ms: float | None = None
+    javg_ms: float | None = None
+    jmax_ms: float | None = None
+    jint_ms: float | None = None
+    _jitters: int = 0
+
+    def add(self, rtt_ms: float) -> None:
+        """Fold in one answer's round trip."""
+        if self.last_ms is not None:
+            jitter = abs(rtt_ms - self.last_ms)
+            self._jitters += 1
+            self.jitter_ms = jitter
+            self.javg_ms = jitter if self.javg_ms is None else (
+                self.javg_ms + (jitter - self.javg_ms) / self._jitters
+            )  # fmt: skip
+            self.jmax_ms = jitter if self.jmax_ms is None else max(self.jmax_ms, jitter)
+            self.jint_ms = jitter if self.jint_ms is None else (
+                self.jint_ms + (jitter - self.jint_ms) / 16
+            )  # fmt: skip
+        self.received += 1
+        self.last_ms = rtt_ms
+        self.best_ms = rtt_ms if self.best_ms is None else min(self.best_ms, rtt_ms)
+        self.worst_ms = rtt_ms if self.worst_ms is None else max(self.worst_ms, rtt_ms)
+        delta = rtt_ms - self._mean
+        self._mean += delta / self.received
+        self._m2 += delta * (rtt_ms - self._mean)
+
+    @property
+    def avg_ms(self) -> float | None:
+        return self._mean if self.received else None
+
+    @property
+    def stdev_ms(self) -> float | None:
+        """Sample standard deviation (as mtr's StDev); 0 for a single answer."""
+        if not self.received:
+            return None
+        return math.sqrt(self._m2 / (self.received - 1)) if self.received > 1 else 0.0
+
+
+@dataclass(slots=True)
+class HopStats(RttStats):
+    """What became of the probes of one hop."""
+
+    #: Probes whose fate is known: answered, or given up.
+    sent: int = 0
+    #: Probes given up without an answer (lost or withheld).
+    unanswered: int = 0
+    #: Of ``unanswered``, those withheld by the hop (an ICMP rate limit), not lost;
+    #: set by :func:`attribute`.
+    rate_limited: int = 0
+
+    @property
+    def lost(self) -> int:
+        """Probes lost in forwarding: unanswered and not withheld."""
+        return self.unanswered - self.rate_limited
+
+    @property
+    def loss_pct(self) -> float | None:
+        """Forwarding loss in percent; ``None`` for a hop that never answered (silent:
+        its loss cannot be told)."""
+        if not self.sent or not self.received:
+            return None
+        return 100.0 * self.lost / self.sent
+
+    @property
+    def rate_limited_pct(self) -> float | None:
+        return 100.0 * self.rate_limited / self.sent if self.sent else None
+
+
+def withheld(unanswered: int, sent: int, behind: Iterable[tuple[int, int]]) -> int:
+    """How many of a hop's ``unanswered`` probes (out of ``sent``) were withheld, given the
+    ``(unanswered, sent)`` of the answering hops behind it."""
+    if not sent or not unanswered:
+        return 0
+    rate = unanswered / sent
+    for lost_behind, sent_behind in behind:
+        if sent_behind:
+            rate = min(rate, lost_behind / sent_behind)
+    return unanswered - round(rate * sent)
+
+
+def attribute(hops: Sequence[HopStats]) -> None:
+    """Set ``rate_limited`` of every hop (in TTL order) by the rule above. Hops that never
+    answered are silent, not rate-limited."""
+    behind: list[tuple[int, int]] = []
+    for stats in reversed(hops):
+        if not stats.received:
+            stats.rate_limited = 0
+            continue
+        stats.rate_limited = withheld(stats.unanswered, stats.sent, behind)
+        behind.append((stats.unanswered, stats.sent))

@@ -1,0 +1,243 @@
+"""Continuous mode (``-c N``, ``-i SECONDS``): rounds of one probe per hop, and statistics.
+
+A round starts every ``interval`` seconds and sends one probe to each TTL up to the
+destination (before it is known: up to ``window`` TTLs, or five past the deepest answering
+hop). Rounds may overlap; they are reported in order once each of their probes is answered
+or given up. A probe is given up by the adaptive wait (HERE times the worst round trip seen
+at its hop, NEAR times that of a later answer, at most MAX), and an answer that comes later,
+while its sequence number is still held (MAX seconds), is still counted.
+
+Results are folded into :mod:`tracekit.stats` as they come; nothing per probe is kept once
+its round is reported, so memory stays bounded however long the run. Routers that withhold
+answers are paced (:mod:`tracekit.pacing`) and their withheld answers are not loss.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from tracekit.events import Probe, ProbeAnswered, Round, RoundCompleted, TraceFinished
+from tracekit.model import Hop, Host, ProbeResult
+from tracekit.pacing import Pacer
+from tracekit.probe import Match, Outcome
+from tracekit.stats import HopStats, RttStats, attribute
+from tracekit.strategies import Strategy
+from tracekit.strategies.classic import Schedule
+
+#: Before the destination is known, rounds probe this many TTLs past the deepest answer.
+MAX_UNKNOWN = 5
+_RECENT = 64
+_END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
+
+
+@dataclass(eq=False)
+class _Round:
+    number: int
+    started: float
+    probes: list[Probe] = field(default_factory=list)
+
+
+class Rounds(Strategy):
+    """Rounds of probes, ``cycles`` of them (0: until stopped), ``interval`` apart."""
+
+    def __init__(
+        self, schedule: Schedule, cycles: int, interval: float, pacer: Pacer | None = None
+    ) -> None:
+        self.schedule = schedule
+        self.cycles = cycles
+        self.interval = interval
+        self.pacer = pacer if pacer is not None else Pacer()
+        self._rounds: deque[_Round] = deque()
+        self._started = 0
+        self._next_at: float | None = None
+        self._in_flight: list[Probe] = []
+        #: Given-up probes whose sequence numbers are still held, oldest first.
+        self._held: deque[Probe] = deque()
+        self._hops: dict[int, Hop] = {}
+        self._worst: dict[int, float] = {}
+        self._recent: deque[tuple[int, float]] = deque(maxlen=_RECENT)
+        self._deepest = 0
+        self.dest_ttl: int | None = None
+        self.end_outcome: Outcome | None = None
+        #: True once the destination has answered.
+        self.reached = False
+        self._stopping = False
+
+    # -- what the run looks like ------------------------------------------------------------
+
+    def hops(self) -> list[Hop]:
+        """Every hop probed so far, in TTL order, with statistics (rate limits attributed)."""
+        hops = [self._hops[t] for t in sorted(self._hops)]
+        attribute([h.stats for h in hops if h.stats is not None])
+        return hops
+
+    def _hop(self, ttl: int) -> Hop:
+        hop = self._hops.get(ttl)
+        if hop is None:
+            hop = self._hops[ttl] = Hop(ttl, stats=HopStats())
+        return hop
+
+    def _limit(self) -> int:
+        s = self.schedule
+        if self.dest_ttl is not None:
+            return self.dest_ttl
+        return min(s.max_ttl, max(s.first_ttl + s.window - 1, self._deepest + MAX_UNKNOWN))
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _start_rounds(self, now: float) -> None:
+        if self._stopping or (self.cycles and self._started >= self.cycles):
+            return
+        if self._next_at is None:
+            self._next_at = now
+        if now < self._next_at:
+            return
+        self._started += 1
+        current = _Round(self._started, now)
+        for ttl in range(self.schedule.first_ttl, self._limit() + 1):
+            if not self.pacer.allowed(ttl, 0, now):
+                continue
+            probe = self.engine.send(ttl, 0, now, round=current.number)
+            if probe is None:
+                break  # every sequence number is held: the rest of this round waits
+            self.pacer.sent(ttl, 0, now)
+            current.probes.append(probe)
+            self._in_flight.append(probe)
+        self._rounds.append(current)
+        self._next_at += self.interval
+        if self._next_at < now:  # fell behind: go on from now, do not burst to catch up
+            self._next_at = now + self.interval
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _deadline(self, p: Probe) -> float:
+        later = next((rtt for pid, rtt in reversed(self._recent) if pid > p.id), None)
+        return p.sent + self.schedule.wait.timeout(self._worst.get(p.ttl), later)
+
+    def _expire(self, now: float) -> None:
+        for p in [p for p in self._in_flight if now >= self._deadline(p)]:
+            self._in_flight.remove(p)
+            p.expired = True
+            self._held.append(p)
+            stats = self._hop(p.ttl).stats
+            assert stats is not None
+            stats.sent += 1
+            stats.unanswered += 1
+            if stats.received and self._answered_behind(p):
+                self.pacer.withheld(p.ttl, p.flow)
+        horizon = now - self.schedule.wait.max
+        while self._held and (self._held[0].sent <= horizon or self._held[0].result is not None):
+            self.engine.release(self._held.popleft(), now)
+
+    def _answered_behind(self, p: Probe) -> bool:
+        """Whether a probe of ``p``'s round to a farther hop was answered."""
+        for r in self._rounds:
+            if r.number == p.round:
+                return any(q.result is not None and q.ttl > p.ttl for q in r.probes)
+        return False
+
+    def wakeup(self) -> float | None:
+        times = [self._deadline(p) for p in self._in_flight]
+        if not self._stopping and not (self.cycles and self._started >= self.cycles):
+            times.append(self._next_at if self._next_at is not None else 0.0)
+        return min(times) if times else None
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def answered(self, probe: Probe, match: Match, result: ProbeResult) -> None:
+        when = probe.sent + (result.rtt_ms or 0.0) / 1000.0
+        if self.dest_ttl is not None and probe.ttl > self.dest_ttl:
+            self._cancel(probe, when)
+            return
+        late = probe.expired
+        probe.result = result
+        if probe in self._in_flight:
+            self._in_flight.remove(probe)
+        self.engine.release(probe, when)
+        hop = self._hop(probe.ttl)
+        stats = hop.stats
+        assert stats is not None and result.address is not None and result.rtt_ms is not None
+        if late:
+            stats.unanswered -= 1
+        else:
+            stats.sent += 1
+        stats.add(result.rtt_ms)
+        host = hop.hosts.get(result.address)
+        if host is None:
+            host = hop.hosts[result.address] = Host(result.address, stats=RttStats())
+        assert host.stats is not None
+        host.stats.add(result.rtt_ms)
+        rtt = result.rtt_ms / 1000.0
+        self._worst[probe.ttl] = max(self._worst.get(probe.ttl, 0.0), rtt)
+        self._recent.append((probe.id, rtt))
+        self._deepest = max(self._deepest, probe.ttl)
+        self.pacer.learn(probe.ttl, probe.flow, result.address)
+        if match.outcome is not Outcome.HOP:
+            if match.outcome is Outcome.REACHED:
+                self.reached = True
+            if self.dest_ttl is None or probe.ttl < self.dest_ttl:
+                self._end_at(probe.ttl, match.outcome, when)
+        self.engine.emit(ProbeAnswered(probe, result, late=late))
+
+    def _end_at(self, ttl: int, outcome: Outcome, now: float) -> None:
+        """The destination (or an error that ends the path) answered at ``ttl``."""
+        self.dest_ttl, self.end_outcome = ttl, outcome
+        for p in [p for p in self._in_flight if p.ttl > ttl]:
+            self._cancel(p, now)
+        for t in [t for t in self._hops if t > ttl]:
+            del self._hops[t]
+
+    def _cancel(self, probe: Probe, now: float) -> None:
+        probe.cancelled = True
+        if probe in self._in_flight:
+            self._in_flight.remove(probe)
+        self.engine.release(probe, now)
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def poll(self, now: float) -> None:
+        if self.finished:
+            return
+        self._expire(now)
+        self._start_rounds(now)
+        self._complete_rounds()
+        done_sending = self._stopping or (self.cycles and self._started >= self.cycles)
+        if done_sending and not self._rounds:
+            self._finish(now, _END[self.end_outcome] if self.end_outcome else "max-ttl")
+
+    def _complete_rounds(self) -> None:
+        while self._rounds and all(p.done for p in self._rounds[0].probes):
+            r = self._rounds.popleft()
+            self.engine.emit(RoundCompleted(Round(r.number, r.started, self._results(r))))
+
+    def _results(self, r: _Round) -> tuple[tuple[int, ProbeResult], ...]:
+        probes = [p for p in r.probes if not p.cancelled]
+        deepest = max((p.ttl for p in probes if p.result is not None), default=0)
+        out = []
+        for p in probes:
+            result = p.result
+            if result is None:
+                hop = self._hops.get(p.ttl)
+                answers = hop is not None and hop.stats is not None and hop.stats.received > 0
+                result = ProbeResult(flow=p.flow, rate_limited=answers and p.ttl < deepest)
+            out.append((p.ttl, result))
+        return tuple(out)
+
+    def _finish(self, now: float, end: str) -> None:
+        for p in self._in_flight:
+            self.engine.release(p, now)
+        while self._held:
+            self.engine.release(self._held.popleft(), now)
+        self._in_flight.clear()
+        self.finished = True
+        self.engine.emit(TraceFinished(end))
+
+    def stop(self, now: float) -> None:
+        """Interrupted: probes still in flight are not counted (given-up ones are)."""
+        if self.finished:
+            return
+        self._stopping = True
+        self._complete_rounds()
+        self._rounds.clear()
+        self._finish(now, "interrupted")
