@@ -33,6 +33,9 @@ class Probe:
     expired: bool = False
     #: Not wanted any more (past the destination): neither answer nor loss counts.
     cancelled: bool = False
+    #: Sent within the router's assumed ICMP budget (:mod:`tracekit.pacing`): if it goes
+    #: unanswered, a rate limit cannot explain it.
+    budgeted: bool = True
 
     @property
     def done(self) -> bool:

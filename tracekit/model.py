@@ -112,6 +112,7 @@ class Trace:
     started: datetime | None = None
     finished: datetime | None = None
     #: What the user asked for that plugins may need: ``numeric`` (``-n``: no name lookups),
+    #: ``report`` (``-r``: no live view),
     #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None),
     #: ``origin`` (``(latitude, longitude)`` from ``--origin``, or None).
     settings: dict[str, Any] = field(default_factory=dict)

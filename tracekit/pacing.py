@@ -12,8 +12,8 @@ from __future__ import annotations
 
 #: Seconds between two probes to a router that withholds answers: Linux's default budget.
 SPACING = 1.0
-#: A probe may go this share of the spacing early (timer jitter), as a token bucket allows.
-_SLACK = 0.1
+#: Timer jitter, in seconds, allowed for when telling a probe was within a router's budget.
+_JITTER = 0.005
 
 
 class Pacer:
@@ -24,12 +24,15 @@ class Pacer:
         self.spacing = spacing
         self._router: dict[tuple[int, int], str] = {}
         self._last: dict[str, float] = {}
+        self._answered: dict[str, float] = {}
         #: Routers seen withholding answers.
         self.paced: set[str] = set()
 
-    def learn(self, ttl: int, flow: int, address: str) -> None:
-        """``address`` answered a probe sent with ``ttl`` on ``flow``."""
+    def learn(self, ttl: int, flow: int, address: str, sent: float) -> None:
+        """``address`` answered a probe sent at ``sent`` with ``ttl`` on ``flow``."""
         self._router[(ttl, flow)] = address
+        if sent > self._answered.get(address, float("-inf")):
+            self._answered[address] = sent
 
     def router(self, ttl: int, flow: int) -> str | None:
         """The router expected to answer at (``ttl``, ``flow``), if one has."""
@@ -41,12 +44,19 @@ class Pacer:
         if router is None or router not in self.paced:
             return True
         last = self._last.get(router)
-        return last is None or now - last >= self.spacing * (1 - _SLACK)
+        return last is None or now - last >= self.spacing - _JITTER
 
-    def sent(self, ttl: int, flow: int, now: float) -> None:
+    def sent(self, ttl: int, flow: int, now: float) -> bool:
+        """A probe went to (``ttl``, ``flow``) at ``now``. True if it was within the
+        router's budget: a full :attr:`spacing` after a probe the router answered. A token
+        bucket like Linux's has a token again by then, so a rate limit cannot explain its
+        silence; before the router's first answer that cannot be told (False)."""
         router = self._router.get((ttl, flow))
-        if router is not None:
-            self._last[router] = now
+        if router is None:
+            return False
+        self._last[router] = now
+        answered = self._answered.get(router)
+        return answered is not None and now - answered >= self.spacing - _JITTER
 
     def withheld(self, ttl: int, flow: int) -> None:
         """The router at (``ttl``, ``flow``) withheld an answer that later hops gave."""

@@ -106,7 +106,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
         registry.output_for_path(str(path))
     if request.stdout_format:
         registry.output(request.stdout_format)
-    settings = {"numeric": request.numeric, **request.settings}
+    settings = {"numeric": request.numeric, "report": request.report, **request.settings}
     pm.hook.tracekit_configure(settings=settings)  # checks databases etc. before probing
 
     address, ip_version = resolve(request.target, request.ip_version)
@@ -184,6 +184,8 @@ class _Run:
         trace = self.trace
         if isinstance(event, ProbeAnswered):
             result = event.result
+            if isinstance(self.strategy, Rounds):
+                trace.hops = self.strategy.hops()
             self.pm.hook.tracekit_probe_answered(trace=trace, ttl=event.probe.ttl, result=result)
             for sink in self.outputs:
                 sink.call("answer", trace, event.probe.ttl, result)

@@ -9,6 +9,10 @@ hops behind it still answer has not lost those probes: :func:`attribute` counts 
 ``rate_limited``. The rule: a hop's forwarding loss cannot exceed the loss of any answering
 hop behind it, because every probe to a farther hop crossed it too. So hop *k*'s loss is the
 least loss rate seen at *k* or behind it; the rest of its unanswered probes were withheld.
+Probes sent within the router's ICMP budget (a full second after a probe it answered,
+:mod:`tracekit.pacing`) are never counted as withheld: a rate limit cannot explain their
+silence, and their loss rate, where known, is the hop's own. The last answering hop has
+nothing behind it: its silence is loss.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracekit.model import ProbeResult
 
 
 @dataclass(slots=True)
@@ -79,6 +87,10 @@ class HopStats(RttStats):
     #: Of ``unanswered``, those withheld by the hop (an ICMP rate limit), not lost;
     #: set by :func:`attribute`.
     rate_limited: int = 0
+    #: Of ``sent`` and ``unanswered``: probes sent within the hop's assumed ICMP budget,
+    #: whose silence a rate limit cannot explain (:mod:`tracekit.pacing`).
+    sent_budgeted: int = 0
+    unanswered_budgeted: int = 0
 
     @property
     def lost(self) -> int:
@@ -98,16 +110,20 @@ class HopStats(RttStats):
         return 100.0 * self.rate_limited / self.sent if self.sent else None
 
 
-def withheld(unanswered: int, sent: int, behind: Iterable[tuple[int, int]]) -> int:
-    """How many of a hop's ``unanswered`` probes (out of ``sent``) were withheld, given the
-    ``(unanswered, sent)`` of the answering hops behind it."""
-    if not sent or not unanswered:
-        return 0
-    rate = unanswered / sent
-    for lost_behind, sent_behind in behind:
-        if sent_behind:
-            rate = min(rate, lost_behind / sent_behind)
-    return unanswered - round(rate * sent)
+def withheld(
+    unanswered: int, sent: int, behind: Iterable[tuple[int, int]], own: float | None = None
+) -> int:
+    """How many of ``unanswered`` probes (out of ``sent``) a hop withheld, given the
+    ``(unanswered, sent)`` of the answering hops behind it, and ``own``: the hop's loss
+    rate among its probes that a rate limit cannot explain, where known."""
+    behind = list(behind)
+    if not sent or not unanswered or not behind:
+        return 0  # nothing behind it answered: its silence is loss as far as can be told
+    if own is not None:
+        rate = own
+    else:
+        rate = min([unanswered / sent] + [lost / n for lost, n in behind if n])
+    return max(0, unanswered - round(rate * sent))
 
 
 def attribute(hops: Sequence[HopStats]) -> None:
@@ -118,5 +134,26 @@ def attribute(hops: Sequence[HopStats]) -> None:
         if not stats.received:
             stats.rate_limited = 0
             continue
-        stats.rate_limited = withheld(stats.unanswered, stats.sent, behind)
+        own = None
+        if stats.sent_budgeted:
+            own = stats.unanswered_budgeted / stats.sent_budgeted
+        stats.rate_limited = withheld(
+            stats.unanswered - stats.unanswered_budgeted,
+            stats.sent - stats.sent_budgeted,
+            behind,
+            own,
+        )
         behind.append((stats.unanswered, stats.sent))
+
+
+def fold(results: Iterable[ProbeResult]) -> HopStats:
+    """The statistics of one hop's probe results (``rate_limited`` from their marks)."""
+    stats = HopStats()
+    for r in results:
+        stats.sent += 1
+        if r.address is None or r.rtt_ms is None:
+            stats.unanswered += 1
+            stats.rate_limited += r.rate_limited
+        else:
+            stats.add(r.rtt_ms)
+    return stats

@@ -9,19 +9,55 @@ from tracekit import __version__, hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Host, Trace
 from tracekit.output import Output
+from tracekit.stats import HopStats, RttStats, fold
 
 #: Raised only when a field changes meaning or is removed; added fields keep the version.
 SCHEMA_VERSION = 1
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def rtt_stats(stats: RttStats) -> dict[str, Any]:
+    """The round-trip statistics of a host or hop, as JSON."""
+    return {
+        "received": stats.received,
+        "last_ms": _ms(stats.last_ms),
+        "avg_ms": _ms(stats.avg_ms),
+        "best_ms": _ms(stats.best_ms),
+        "worst_ms": _ms(stats.worst_ms),
+        "stdev_ms": _ms(stats.stdev_ms),
+        "jitter_ms": _ms(stats.jitter_ms),
+        "javg_ms": _ms(stats.javg_ms),
+        "jmax_ms": _ms(stats.jmax_ms),
+        "jint_ms": _ms(stats.jint_ms),
+    }
+
+
+def hop_stats(stats: HopStats) -> dict[str, Any]:
+    """A hop's statistics, as JSON."""
+    loss = stats.loss_pct
+    return {
+        "sent": stats.sent,
+        "received": stats.received,
+        "lost": stats.lost,
+        "loss_pct": None if loss is None else round(loss, 2),
+        "rate_limited": stats.rate_limited,
+        **{k: v for k, v in rtt_stats(stats).items() if k != "received"},
+    }
 
 
 def _host(host: Host) -> dict[str, Any]:
     out: dict[str, Any] = {"address": host.address, "name": host.name}
     for key, value in host.annotations.items():
         out.setdefault(key, value)  # annotations never replace the address or name
+    out["stats"] = rtt_stats(host.stats or RttStats())
     return out
 
 
-def _hop(hop: Hop) -> dict[str, Any]:
+def hop_to_dict(hop: Hop) -> dict[str, Any]:
+    """The JSON-ready form of a hop."""
     return {
         "ttl": hop.ttl,
         "silent": hop.silent,
@@ -29,13 +65,16 @@ def _hop(hop: Hop) -> dict[str, Any]:
         "probes": [
             {
                 "address": p.address,
-                "rtt_ms": None if p.rtt_ms is None else round(p.rtt_ms, 3),
+                "rtt_ms": _ms(p.rtt_ms),
                 "reply": p.reply,
                 "reply_ttl": p.reply_ttl,
                 "mpls": p.mpls,
+                "flow": p.flow,
+                **({"rate_limited": True} if p.rate_limited else {}),
             }
             for p in hop.probes
         ],
+        "stats": hop_stats(hop.stats or fold(hop.probes)),
     }
 
 
@@ -52,12 +91,17 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "first_ttl": trace.first_ttl,
         "max_ttl": trace.max_ttl,
         "queries": trace.queries,
+        **(
+            {"cycles": trace.cycles, "interval": trace.interval, "rounds": trace.rounds}
+            if trace.continuous
+            else {}
+        ),
         "started": trace.started.isoformat() if trace.started else None,
         "finished": trace.finished.isoformat() if trace.finished else None,
         "reached": trace.reached,
         "end": trace.end,
         "annotations": trace.annotations,
-        "hops": [_hop(h) for h in trace.hops],
+        "hops": [hop_to_dict(h) for h in trace.hops],
     }
 
 

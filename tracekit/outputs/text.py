@@ -8,9 +8,12 @@ tracekit to server.example (10.0.4.2), 30 hops max, icmp probes
 
 from __future__ import annotations
 
+from typing import Any
+
 from tracekit import hookimpl
+from tracekit.events import Round
 from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Host, Trace
+from tracekit.model import Hop, Host, ProbeResult, Trace
 from tracekit.output import Output
 from tracekit.replies import marker
 from tracekit.sanitize import printable
@@ -65,19 +68,48 @@ def hop_line(hop: Hop, numeric: bool = False) -> str:
             parts.append(
                 f" <MPLS:L={entry['label']},E={entry['tc']},S={int(entry['s'])},T={entry['ttl']}>"
             )
+    withheld = sum(p.rate_limited for p in hop.probes)
+    if withheld:
+        parts.append(f"  ({withheld} withheld by an ICMP rate limit, not lost)")
     return "".join(parts)
 
 
 class TextOutput(Output):
-    """Streams the trace in the familiar ``traceroute`` layout."""
+    """Streams the trace in the familiar ``traceroute`` layout. In continuous mode: a live
+    view on a terminal (:mod:`tracekit.outputs.live`), and an mtr-style report at the end
+    (:mod:`tracekit.outputs.report`)."""
+
+    live: Any = None
 
     def start(self, trace: Trace) -> None:
-        self._write(header(trace))
+        if not trace.continuous:
+            self._write(header(trace))
+            return
+        stream = self.target.stream
+        if not trace.settings.get("report") and self.target.path is None and stream.isatty():
+            from tracekit.outputs.live import LiveView
+
+            self.live = LiveView(stream, trace, self.target.numeric)
+            self.live.start()
+
+    def answer(self, trace: Trace, ttl: int, result: ProbeResult) -> None:
+        if self.live is not None:
+            self.live.changed()
+
+    def round(self, trace: Trace, round: Round) -> None:
+        if self.live is not None:
+            self.live.changed()
 
     def hop(self, trace: Trace, hop: Hop) -> None:
         self._write(hop_line(hop, self.target.numeric))
 
     def finish(self, trace: Trace) -> None:
+        if self.live is not None:
+            self.live.stop()
+        if trace.continuous:
+            from tracekit.outputs.report import report
+
+            self._write(report(trace, self.target.numeric))
         if trace.end == "interrupted":
             self._write("(interrupted)")
 

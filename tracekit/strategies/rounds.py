@@ -27,7 +27,6 @@ from tracekit.strategies.classic import Schedule
 
 #: Before the destination is known, rounds probe this many TTLs past the deepest answer.
 MAX_UNKNOWN = 5
-_RECENT = 64
 _END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
 
 
@@ -56,7 +55,6 @@ class Rounds(Strategy):
         self._held: deque[Probe] = deque()
         self._hops: dict[int, Hop] = {}
         self._worst: dict[int, float] = {}
-        self._recent: deque[tuple[int, float]] = deque(maxlen=_RECENT)
         self._deepest = 0
         self.dest_ttl: int | None = None
         self.end_outcome: Outcome | None = None
@@ -101,7 +99,7 @@ class Rounds(Strategy):
             probe = self.engine.send(ttl, 0, now, round=current.number)
             if probe is None:
                 break  # every sequence number is held: the rest of this round waits
-            self.pacer.sent(ttl, 0, now)
+            probe.budgeted = self.pacer.sent(ttl, 0, now)
             current.probes.append(probe)
             self._in_flight.append(probe)
         self._rounds.append(current)
@@ -112,8 +110,13 @@ class Rounds(Strategy):
     # -- waiting ----------------------------------------------------------------------------
 
     def _deadline(self, p: Probe) -> float:
-        later = next((rtt for pid, rtt in reversed(self._recent) if pid > p.id), None)
-        return p.sent + self.schedule.wait.timeout(self._worst.get(p.ttl), later)
+        """HERE x the worst round trip of the hop; for a hop that never answered, NEAR x
+        the worst of the hops behind it; else MAX."""
+        here = self._worst.get(p.ttl)
+        later = None
+        if here is None:
+            later = max((w for t, w in self._worst.items() if t > p.ttl), default=None)
+        return p.sent + self.schedule.wait.timeout(here, later)
 
     def _expire(self, now: float) -> None:
         for p in [p for p in self._in_flight if now >= self._deadline(p)]:
@@ -124,7 +127,10 @@ class Rounds(Strategy):
             assert stats is not None
             stats.sent += 1
             stats.unanswered += 1
-            if stats.received and self._answered_behind(p):
+            if p.budgeted:
+                stats.sent_budgeted += 1
+                stats.unanswered_budgeted += 1
+            if not p.budgeted and stats.received and self._answered_behind(p):
                 self.pacer.withheld(p.ttl, p.flow)
         horizon = now - self.schedule.wait.max
         while self._held and (self._held[0].sent <= horizon or self._held[0].result is not None):
@@ -160,8 +166,10 @@ class Rounds(Strategy):
         assert stats is not None and result.address is not None and result.rtt_ms is not None
         if late:
             stats.unanswered -= 1
+            stats.unanswered_budgeted -= probe.budgeted
         else:
             stats.sent += 1
+            stats.sent_budgeted += probe.budgeted
         stats.add(result.rtt_ms)
         host = hop.hosts.get(result.address)
         if host is None:
@@ -170,9 +178,8 @@ class Rounds(Strategy):
         host.stats.add(result.rtt_ms)
         rtt = result.rtt_ms / 1000.0
         self._worst[probe.ttl] = max(self._worst.get(probe.ttl, 0.0), rtt)
-        self._recent.append((probe.id, rtt))
         self._deepest = max(self._deepest, probe.ttl)
-        self.pacer.learn(probe.ttl, probe.flow, result.address)
+        self.pacer.learn(probe.ttl, probe.flow, result.address, probe.sent)
         if match.outcome is not Outcome.HOP:
             if match.outcome is Outcome.REACHED:
                 self.reached = True
