@@ -29,6 +29,19 @@ class SimulatedPath:
     sent: list[tuple[float, int, int, int]] = field(default_factory=list)
     _queue: list[tuple[float, int, bytes]] = field(default_factory=list)
     _attempts: dict[int, int] = field(default_factory=dict)
+    #: Hops that limit their ICMP errors as Linux does by default: a burst of 6, then one
+    #: a second (a token bucket).
+    ratelimited: set[int] = field(default_factory=set)
+    _buckets: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    def _allowed(self, hop: int) -> bool:
+        if hop not in self.ratelimited:
+            return True
+        tokens, at = self._buckets.get(hop, (6.0, self.now))
+        tokens = min(6.0, tokens + self.now - at)
+        allowed = tokens >= 1
+        self._buckets[hop] = (tokens - 1 if allowed else tokens, self.now)
+        return allowed
 
     def clock(self) -> float:
         return self.now
@@ -39,7 +52,7 @@ class SimulatedPath:
         attempt = self._attempts[ttl] = self._attempts.get(ttl, -1) + 1
         self.sent.append((self.now, ttl, attempt, seq))
         hop = min(ttl, self.length)
-        if hop in self.silent or (ttl, attempt) in self.lost:
+        if hop in self.silent or (ttl, attempt) in self.lost or not self._allowed(hop):
             return self.now
         arrival = self.now + self.late.get((ttl, attempt), 2 * self.delay * hop)
         heapq.heappush(self._queue, (arrival, len(self.sent), bytes([hop]) + data[2:4]))

@@ -190,11 +190,14 @@ class Classic(Strategy):
         return hop
 
     def _behind(self, ttl: int) -> list[tuple[int, int]]:
-        """``(unanswered, done)`` of the answering hops after ``ttl``, from what is known."""
+        """``(unanswered, sent)`` of the answering hops after ``ttl`` whose probes are all
+        done by now."""
         out = []
         for later in range(ttl + 1, self.end_ttl + 1):
-            done = [p for p in self._at.get(later, []) if p.done]
-            answered = sum(1 for p in done if p.result is not None)
+            probes = self._at.get(later, [])
+            if len(probes) < self.schedule.queries or not all(p.done for p in probes):
+                continue
+            answered = sum(1 for p in probes if p.result is not None)
             if answered:
-                out.append((len(done) - answered, len(done)))
+                out.append((len(probes) - answered, len(probes)))
         return out

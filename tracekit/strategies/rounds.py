@@ -27,6 +27,8 @@ from tracekit.strategies.classic import Schedule
 
 #: Before the destination is known, rounds probe this many TTLs past the deepest answer.
 MAX_UNKNOWN = 5
+#: Seconds between tries while every sequence number is held or resting.
+_BLOCKED_POLL = 0.01
 _END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
 
 
@@ -35,6 +37,8 @@ class _Round:
     number: int
     started: float
     probes: list[Probe] = field(default_factory=list)
+    #: TTLs still to send: every sequence number was held when their turn came.
+    waiting: list[int] = field(default_factory=list)
 
 
 class Rounds(Strategy):
@@ -61,6 +65,7 @@ class Rounds(Strategy):
         #: True once the destination has answered.
         self.reached = False
         self._stopping = False
+        self._blocked_since = 0.0
 
     # -- what the run looks like ------------------------------------------------------------
 
@@ -93,19 +98,32 @@ class Rounds(Strategy):
             return
         self._started += 1
         current = _Round(self._started, now)
-        for ttl in range(self.schedule.first_ttl, self._limit() + 1):
-            if not self.pacer.allowed(ttl, 0, now):
-                continue
-            probe = self.engine.send(ttl, 0, now, round=current.number)
-            if probe is None:
-                break  # every sequence number is held: the rest of this round waits
-            probe.budgeted = self.pacer.sent(ttl, 0, now)
-            current.probes.append(probe)
-            self._in_flight.append(probe)
+        current.waiting = [
+            ttl
+            for ttl in range(self.schedule.first_ttl, self._limit() + 1)
+            if self.pacer.allowed(ttl, 0, now)
+        ]
         self._rounds.append(current)
+        self._send_waiting(now)
         self._next_at += self.interval
         if self._next_at < now:  # fell behind: go on from now, do not burst to catch up
             self._next_at = now + self.interval
+
+    def _send_waiting(self, now: float) -> None:
+        """Send the probes of rounds that are waiting for sequence numbers, oldest first."""
+        for r in self._rounds:
+            while r.waiting:
+                ttl = r.waiting[0]
+                if self.dest_ttl is not None and ttl > self.dest_ttl:
+                    r.waiting.clear()
+                    break
+                probe = self.engine.send(ttl, 0, now, round=r.number)
+                if probe is None:
+                    return  # every sequence number is held or resting: wait
+                r.waiting.pop(0)
+                probe.budgeted = self.pacer.sent(ttl, 0, now)
+                r.probes.append(probe)
+                self._in_flight.append(probe)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -145,6 +163,8 @@ class Rounds(Strategy):
 
     def wakeup(self) -> float | None:
         times = [self._deadline(p) for p in self._in_flight]
+        if any(r.waiting for r in self._rounds):
+            times.append(self._blocked_since + _BLOCKED_POLL)
         if not self._stopping and not (self.cycles and self._started >= self.cycles):
             times.append(self._next_at if self._next_at is not None else 0.0)
         return min(times) if times else None
@@ -207,14 +227,20 @@ class Rounds(Strategy):
         if self.finished:
             return
         self._expire(now)
+        self._send_waiting(now)
         self._start_rounds(now)
+        self._blocked_since = now
         self._complete_rounds()
         done_sending = self._stopping or (self.cycles and self._started >= self.cycles)
         if done_sending and not self._rounds:
             self._finish(now, _END[self.end_outcome] if self.end_outcome else "max-ttl")
 
     def _complete_rounds(self) -> None:
-        while self._rounds and all(p.done for p in self._rounds[0].probes):
+        while (
+            self._rounds
+            and not self._rounds[0].waiting
+            and all(p.done for p in self._rounds[0].probes)
+        ):
             r = self._rounds.popleft()
             self.engine.emit(RoundCompleted(Round(r.number, r.started, self._results(r))))
 
