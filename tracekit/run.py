@@ -63,6 +63,8 @@ class _Sink:
             getattr(self.output, method)(*args)
         except Exception as exc:
             self.failed = True
+            if isinstance(exc, BrokenPipeError) and self.where == "standard output":
+                raise  # its reader went away ('| head'): tracekit ends quietly
             print(
                 f"tracekit: warning: output {self.name!r} ({self.where}) failed: "
                 f"{type(exc).__name__}: {exc}",
