@@ -92,6 +92,8 @@ def _place_text(place: dict[str, Any], used: str | None) -> str:
     else:
         where = place["path"]
         mark = "found" if place["exists"] else "-"
+        if place.get("error"):
+            mark = f"skipped: cannot be read ({place['error']})"
     if place["path"] is not None and place["path"] == used:
         mark = "used" if place["exists"] else "used, but there is no such file"
     return f"{where:<60} {mark}"
