@@ -91,8 +91,13 @@ def test_plugins_lists_the_built_ins_with_what_they_provide() -> None:
     listing = json.loads(tracekit("plugins", "--format", "json").stdout)
     by_name = {p["name"]: p for p in listing}
     assert {"icmp", "text", "json", "rdns"} <= set(by_name)
-    assert by_name["icmp"]["probes"] == ["icmp"]
-    assert by_name["json"]["outputs"] == ["json"]
+    assert by_name["icmp"]["probes"] == [
+        {"name": "icmp", "description": "ICMP echo requests (like traceroute -I)"}
+    ]
+    assert by_name["json"]["outputs"] == [
+        {"name": "json", "description": "JSON report (its schema: tracekit schema)",
+         "suffixes": [".json"]}
+    ]  # fmt: skip
     assert by_name["rdns"]["hooks"] == [
         "tracekit_enrich_hop",
         "tracekit_probe_answered",
@@ -101,8 +106,29 @@ def test_plugins_lists_the_built_ins_with_what_they_provide() -> None:
     ]
     for plugin in by_name.values():
         assert plugin["distribution"] == "tracekit" and plugin["version"]
-    text = tracekit("plugins").stdout
-    assert "icmp  (tracekit " in text and "probe: icmp" in text
+    text = tracekit("plugins").stdout.splitlines()
+    assert text[text.index(f"icmp  (tracekit {by_name['icmp']['version']})") + 1] == (
+        "    probe: icmp: ICMP echo requests (like traceroute -I)"
+    )
+    assert "    output: map (.html): HTML map of the route, works offline (folium)" in text
+    assert "    output: text (.txt): traceroute-style text, streamed hop by hop" in text
+
+
+def test_trace_help_lists_the_built_in_choices() -> None:
+    from tracekit.cli import BUILTIN_FORMATS, BUILTIN_PROBES, BUILTIN_SUFFIXES
+
+    help_text = " ".join(tracekit("trace", "--help").stdout.split())
+    assert "Probe method: icmp, udp, tcp, or one a plugin adds" in help_text
+    assert "Format on standard output: text, json, map, one a plugin adds" in help_text
+    assert "or none for nothing" in help_text
+    assert "names: .txt, .json, .html (the map), or one a plugin adds" in help_text
+    # and those are what the built-in plugins register
+    listing = json.loads(tracekit("plugins", "--format", "json").stdout)
+    builtin = [p for p in listing if p["distribution"] == "tracekit"]
+    assert {p["name"] for b in builtin for p in b["probes"]} == set(BUILTIN_PROBES)
+    outputs = [o for b in builtin for o in b["outputs"]]
+    assert {o["name"] for o in outputs} == set(BUILTIN_FORMATS)
+    assert {s for o in outputs for s in o["suffixes"]} == set(BUILTIN_SUFFIXES)
 
 
 # -- errors that need the namespace network (a place where probing is safe) ---------------

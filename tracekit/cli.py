@@ -29,6 +29,10 @@ from tracekit.errors import (
 )
 
 EXIT_INTERRUPTED = 130
+#: What the built-in plugins provide, for --help (which loads no plugin, to stay fast).
+BUILTIN_PROBES = ("icmp", "udp", "tcp")
+BUILTIN_FORMATS = ("text", "json", "map")
+BUILTIN_SUFFIXES = (".txt", ".json", ".html")
 
 
 class DefaultGroup(click.Group):
@@ -102,7 +106,8 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options of a trace, shared by ``trace`` and ``demo``."""
     options = [
         click.option("--probe", "probe", default="icmp", show_default=True, metavar="NAME",
-                     help="Probe method (see 'tracekit plugins')."),
+                     help=f"Probe method: {', '.join(BUILTIN_PROBES)}, or one a plugin adds "
+                     "(see 'tracekit plugins')."),
         click.option("-p", "--port", type=click.IntRange(1, 65535), metavar="PORT",
                      help="Destination port: tcp 80 by default; for udp, a fixed port "
                      "(flow-stable) instead of 33434 and up."),
@@ -138,10 +143,13 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--origin", callback=_parse_origin, metavar="LAT,LON",
                      help="Where this machine is, for the map's start marker."),
         click.option("--format", "stdout_format", default="text", show_default=True,
-                     metavar="NAME", help="Format on standard output ('none' for nothing)."),
+                     metavar="NAME", help=f"Format on standard output: "
+                     f"{', '.join(BUILTIN_FORMATS)}, one a plugin adds (see 'tracekit "
+                     "plugins'), or none for nothing."),
         click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
                      metavar="FILE", help="Also write to FILE, in the format its suffix "
-                     "names (.json, .txt); may be repeated."),
+                     f"names: {', '.join(BUILTIN_SUFFIXES)} (the map), or one a plugin adds; "
+                     "may be repeated."),
         _plugin_option,
     ]  # fmt: skip
     for option in reversed(options):
@@ -224,9 +232,11 @@ def plugins(fmt: str, plugins: tuple[str, ...]) -> int:
     for plugin in described:
         dist = f"{plugin['distribution']} {plugin['version']}" if plugin["distribution"] else "-"
         click.echo(f"{plugin['name']}  ({dist})")
-        for kind in ("probes", "outputs"):
-            for name in plugin[kind]:
-                click.echo(f"    {kind[:-1]}: {name}")
+        for probe in plugin["probes"]:
+            click.echo(f"    probe: {probe['name']}: {probe['description']}")
+        for output in plugin["outputs"]:
+            suffixes = f" ({', '.join(output['suffixes'])})" if output["suffixes"] else ""
+            click.echo(f"    output: {output['name']}{suffixes}: {output['description']}")
         click.echo(f"    hooks: {', '.join(plugin['hooks'])}")
     return 0
 

@@ -72,4 +72,4 @@ class JsonOutput(Output):
 
 @hookimpl
 def tracekit_register_outputs(register: RegisterOutput) -> None:
-    register("json", JsonOutput, "JSON report (docs/trace.schema.json)", [".json"])
+    register("json", JsonOutput, "JSON report (its schema: tracekit schema)", [".json"])
