@@ -153,6 +153,23 @@ def test_no_such_interface_cannot_probe(tracekit_lab: Lab) -> None:
 
 
 @pytest.mark.netns
+@pytest.mark.parametrize(
+    ("source", "code", "message"),
+    [
+        ("192.0.2.99", 3, "tracekit: 192.0.2.99 is not an address of this host"),
+        ("nonsense", 2, "tracekit: --source 'nonsense' is not an IP address"),
+        ("2001:db8:1::1", 2,
+         "tracekit: --source 2001:db8:1::1 is an IPv6 address, but the trace is over IPv4"),
+    ],
+)  # fmt: skip
+def test_a_source_address_that_cannot_be_used_is_one_line(
+    tracekit_lab: Lab, source: str, code: int, message: str
+) -> None:
+    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-s", source)
+    assert (process.returncode, process.stderr) == (code, message + "\n")
+
+
+@pytest.mark.netns
 def test_missing_raw_socket_privilege_says_how_to_get_it(tracekit_lab: Lab) -> None:
     if shutil.which("setpriv") is None:
         pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW")

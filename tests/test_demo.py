@@ -76,7 +76,8 @@ def test_demo_traces_its_network_and_leaves_nothing(clean_machine: None) -> None
     assert lines[2] == " 2  * * *"
     assert lines[3].startswith(" 3  r3.tracekit.test (10.0.3.2) [AS64501 Frankfurt am Main, DE]")
     assert lines[4].startswith(" 4  server.tracekit.test (10.0.4.2) [AS64502 Warsaw, PL]")
-    assert len(lines) == 5
+    assert lines[5] == "AS path: AS64500 → AS64501 → AS64502"
+    assert len(lines) == 6
 
 
 def test_demo_draws_a_map(clean_machine: None, tmp_path: Path) -> None:

@@ -134,6 +134,8 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
         click.option("-i", "--interface", metavar="NAME", help="Send from this interface."),
+        click.option("-s", "--source", metavar="ADDR",
+                     help="Send from this address (one of this host's)."),
         click.option("--geoip-db", type=click.Path(dir_okay=False), metavar="FILE",
                      help="City database (mmdb) for locations; default: see 'tracekit geoip "
                      "status'."),
@@ -199,6 +201,7 @@ def trace(host: str, **options: Any) -> int:
         schedule=schedule,
         numeric=options["numeric"],
         interface=options["interface"],
+        source=options["source"],
         stdout_format=None if stdout_format == "none" else stdout_format,
         out_paths=[Path(p) for p in options["out_paths"]],
         settings={

@@ -36,6 +36,8 @@ class TraceRequest:
     schedule: Schedule = field(default_factory=Schedule)
     numeric: bool = False
     interface: str | None = None
+    #: ``-s``: the source address, one of this host's (``None``: the kernel's choice).
+    source: str | None = None
     #: Method-specific options (see :class:`tracekit.probe.ProbeContext`).
     probe_options: dict[str, Any] = field(default_factory=dict)
     #: Options for enrichment and output plugins (see :attr:`tracekit.model.Trace.settings`).
@@ -103,7 +105,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
     pm.hook.tracekit_configure(settings=settings)  # checks databases etc. before probing
 
     address, ip_version = resolve(request.target, request.ip_version)
-    source = source_for(address, ip_version, request.interface)
+    source = source_for(address, ip_version, request.interface, request.source)
     context = ProbeContext(ip_version, source, address, dict(request.probe_options))
     skip_scapy_routes()
 
