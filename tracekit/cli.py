@@ -335,6 +335,15 @@ def _check_demo_trace(pm: Any, options: dict[str, Any], routers: int) -> None:
             )
 
 
+@cli.command()
+def schema() -> int:
+    """Print the JSON Schema of the JSON report ('--format json', '--out FILE.json')."""
+    from importlib.resources import files
+
+    click.echo((files("tracekit") / "trace.schema.json").read_text(encoding="utf-8"), nl=False)
+    return 0
+
+
 cli.add_command(geoip)
 
 

@@ -1,4 +1,5 @@
-"""The JSON report: a public contract, described by ``docs/trace.schema.json``."""
+"""The JSON report: a public contract, described by ``tracekit/trace.schema.json``
+(``tracekit schema`` prints it; ``docs/trace.schema.json`` is a copy)."""
 
 from __future__ import annotations
 
