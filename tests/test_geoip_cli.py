@@ -253,6 +253,45 @@ def test_month_and_dir_options(
     assert not data_dir(tmp_path).exists()
 
 
+def test_system_installs_where_every_user_finds_them(
+    dbip: DbipStandIn, databases: dict[str, bytes], tmp_path: Path, no_standard_databases: None
+) -> None:
+    from tracekit.testing.pytest_plugin import require
+
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "needs root and unshare")
+    for kind in NAMES:
+        dbip.publish(kind, this_month(), gzip.compress(databases[kind]))
+    # In a mount namespace of its own, over an empty /usr/local/share: the machine's own
+    # directory is never written.
+    script = (
+        'mount -t tmpfs tracekit-test /usr/local/share && "$0" -m tracekit geoip download '
+        '--system && echo --- && "$0" -m tracekit geoip status --format json'
+    )
+    process = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, sys.executable],
+        capture_output=True, text=True, env=environment(tmp_path, dbip), timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    download, status = process.stdout.split("---\n")
+    assert download.startswith("installed /usr/local/share/GeoIP/dbip-city-lite.mmdb: ")
+    assert "warning" not in process.stderr
+    report = json.loads(status)
+    for kind in NAMES:
+        assert report[kind]["path"] == f"/usr/local/share/GeoIP/{NAMES[kind]}.mmdb"
+        assert report[kind]["source"] == "standard"
+    assert not data_dir(tmp_path).exists()
+
+
+def test_system_and_dir_together_are_refused(tmp_path: Path) -> None:
+    process = tracekit("geoip", "download", "--system", "--dir", str(tmp_path),
+                       env=environment(tmp_path))  # fmt: skip
+    assert process.returncode == 2
+    assert one_error_line(process.stderr) == (
+        "tracekit: --system and --dir cannot be given together "
+        "(see 'tracekit geoip download --help')"
+    )
+
+
 @pytest.mark.parametrize("month", ["2024-13", "24-01", "2024-1", "May"])
 def test_a_bad_month_is_refused(month: str, tmp_path: Path) -> None:
     process = tracekit("geoip", "download", "--month", month, env=environment(tmp_path))

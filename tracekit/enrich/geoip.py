@@ -28,6 +28,9 @@ from tracekit.errors import BadInput
 from tracekit.model import Hop, Trace
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
+#: Where ``tracekit geoip download --system`` installs: a standard directory, searched by
+#: every user's traces (root's under sudo too), that no distribution package writes to.
+SHARED_DIR = SYSTEM_DIRS[2]
 CITY_NAMES = ("GeoIP2-City.mmdb", "GeoLite2-City.mmdb", "dbip-city-lite.mmdb")
 ASN_NAMES = ("GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb", "dbip-asn-lite.mmdb")
 ENV = {"city": "TRACEKIT_GEOIP_DB", "asn": "TRACEKIT_ASN_DB"}
