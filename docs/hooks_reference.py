@@ -1,13 +1,18 @@
-"""mkdocs hook: generate the hook reference from ``tracekit/hookspecs.py``.
+"""Generate the hook reference, ``docs/hooks.md``, from ``tracekit/hookspecs.py``.
 
-``mkdocs.yml`` lists this file under ``hooks:``. When mkdocs renders ``hooks.md``, the line
-``<!-- hook-reference -->`` is replaced by: the API overview and ``HOOKSPEC_VERSION``, the call
-order (both from the module docstring), the types named in hook signatures, and one section per
-hook in source order: its signature, its pluggy options (firstresult, historic) and its
-docstring. The reference therefore never drifts from the code.
+``docs/hooks.md`` holds the reference between the lines ``<!-- hook-reference -->`` and
+``<!-- /hook-reference -->``: the API overview and ``HOOKSPEC_VERSION``, the call order (both
+from the module docstring), the types named in hook signatures, and one section per hook in
+source order: its signature, its pluggy options (firstresult, historic) and its docstring.
 
-The build fails (it does not warn and go on) if the marker or the call order is missing, or if
-``tracekit.hookspecs`` cannot be imported.
+- ``python docs/hooks_reference.py`` writes that part of ``docs/hooks.md`` anew (after a
+  change to ``tracekit/hookspecs.py``); ``--check`` only says whether it is up to date. A test
+  (``tests/test_docs.py``) fails while it is not, so the file in the repository is complete.
+- As an mkdocs hook (``mkdocs.yml`` lists this file under ``hooks:``) it renders the part anew
+  into the page being built, so the site never drifts from the code either.
+
+The build fails (it does not warn and go on) if the markers or the call order are missing, or
+if ``tracekit.hookspecs`` cannot be imported.
 """
 
 from __future__ import annotations
@@ -22,10 +27,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mkdocs.exceptions import PluginError
+try:
+    from mkdocs.exceptions import PluginError
+except ImportError:  # run as a script, where mkdocs is not installed
+
+    class PluginError(Exception):  # type: ignore[no-redef]
+        """A reference that cannot be generated."""
+
 
 MARKER = "<!-- hook-reference -->"
+END_MARKER = "<!-- /hook-reference -->"
 PAGE = "hooks.md"
+ROOT = Path(__file__).resolve().parent.parent
 MODULE = "tracekit.hookspecs"
 CALL_ORDER_INTRO = "in this order"
 
@@ -43,13 +56,36 @@ def on_config(config: Any) -> Any:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if page.file.src_uri != PAGE:
         return markdown
-    if MARKER not in markdown:
-        raise PluginError(f"{PAGE}: the marker line {MARKER} is missing")
+    return regenerated(markdown)
+
+
+def regenerated(markdown: str) -> str:
+    """``markdown`` (the text of hooks.md) with the reference between its markers anew."""
+    start, end = markdown.find(MARKER), markdown.find(END_MARKER)
+    if start < 0 or end < start:
+        raise PluginError(f"{PAGE}: the marker lines {MARKER} and {END_MARKER} are missing")
     try:
         module = importlib.import_module(MODULE)
     except Exception as exc:
         raise PluginError(f"cannot import {MODULE} to document it: {exc}") from exc
-    return markdown.replace(MARKER, render(module))
+    before, after = markdown[: start + len(MARKER)], markdown[end:]
+    return f"{before}\n\n{render(module).strip()}\n\n{after}"
+
+
+def main(argv: list[str]) -> int:
+    """Write the reference into docs/hooks.md, or with ``--check`` say if it is stale."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    page = ROOT / "docs" / PAGE
+    text = page.read_text(encoding="utf-8")
+    fresh = regenerated(text)
+    if "--check" in argv:
+        if fresh != text:
+            print(f"{page} is out of date: run python docs/hooks_reference.py", file=sys.stderr)
+            return 1
+        return 0
+    page.write_text(fresh, encoding="utf-8")
+    return 0
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -224,3 +260,7 @@ def _rest_to_markdown(text: str) -> str:
 
     text = _ROLE.sub(role, text)
     return re.sub(r"``(.+?)``", r"`\1`", text)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

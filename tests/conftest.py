@@ -13,8 +13,10 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 @pytest.fixture(scope="session")
 def trace_schema() -> dict[str, Any]:
-    """The published JSON Schema of the trace report."""
-    schema: dict[str, Any] = json.loads((DOCS / "trace.schema.json").read_text())
+    """The JSON Schema of the trace report, as installed with the package."""
+    from importlib.resources import files
+
+    schema: dict[str, Any] = json.loads((files("tracekit") / "trace.schema.json").read_text())
     return schema
 
 

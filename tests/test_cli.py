@@ -91,8 +91,13 @@ def test_plugins_lists_the_built_ins_with_what_they_provide() -> None:
     listing = json.loads(tracekit("plugins", "--format", "json").stdout)
     by_name = {p["name"]: p for p in listing}
     assert {"icmp", "text", "json", "rdns"} <= set(by_name)
-    assert by_name["icmp"]["probes"] == ["icmp"]
-    assert by_name["json"]["outputs"] == ["json"]
+    assert by_name["icmp"]["probes"] == [
+        {"name": "icmp", "description": "ICMP echo requests (like traceroute -I)"}
+    ]
+    assert by_name["json"]["outputs"] == [
+        {"name": "json", "description": "JSON report (its schema: tracekit schema)",
+         "suffixes": [".json"]}
+    ]  # fmt: skip
     assert by_name["rdns"]["hooks"] == [
         "tracekit_enrich_hop",
         "tracekit_probe_answered",
@@ -101,8 +106,29 @@ def test_plugins_lists_the_built_ins_with_what_they_provide() -> None:
     ]
     for plugin in by_name.values():
         assert plugin["distribution"] == "tracekit" and plugin["version"]
-    text = tracekit("plugins").stdout
-    assert "icmp  (tracekit " in text and "probe: icmp" in text
+    text = tracekit("plugins").stdout.splitlines()
+    assert text[text.index(f"icmp  (tracekit {by_name['icmp']['version']})") + 1] == (
+        "    probe: icmp: ICMP echo requests (like traceroute -I)"
+    )
+    assert "    output: map (.html): HTML map of the route, works offline (folium)" in text
+    assert "    output: text (.txt): traceroute-style text, streamed hop by hop" in text
+
+
+def test_trace_help_lists_the_built_in_choices() -> None:
+    from tracekit.cli import BUILTIN_FORMATS, BUILTIN_PROBES, BUILTIN_SUFFIXES
+
+    help_text = " ".join(tracekit("trace", "--help").stdout.split())
+    assert "Probe method: icmp, udp, tcp, or one a plugin adds" in help_text
+    assert "Format on standard output: text, json, jsonl, map, one a plugin adds" in help_text
+    assert "or none for nothing" in help_text
+    assert "names: .txt, .json, .jsonl, .html (the map), or one a plugin adds" in help_text
+    # and those are what the built-in plugins register
+    listing = json.loads(tracekit("plugins", "--format", "json").stdout)
+    builtin = [p for p in listing if p["distribution"] == "tracekit"]
+    assert {p["name"] for b in builtin for p in b["probes"]} == set(BUILTIN_PROBES)
+    outputs = [o for b in builtin for o in b["outputs"]]
+    assert {o["name"] for o in outputs} == set(BUILTIN_FORMATS)
+    assert {s for o in outputs for s in o["suffixes"]} == set(BUILTIN_SUFFIXES)
 
 
 # -- errors that need the namespace network (a place where probing is safe) ---------------
@@ -124,6 +150,23 @@ def test_no_route_cannot_probe(tracekit_lab: Lab) -> None:
 def test_no_such_interface_cannot_probe(tracekit_lab: Lab) -> None:
     process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-I", "nosuch0")
     assert_one_line_error(process, 3, "no such interface: nosuch0")
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(
+    ("source", "code", "message"),
+    [
+        ("192.0.2.99", 3, "tracekit: 192.0.2.99 is not an address of this host"),
+        ("nonsense", 2, "tracekit: --source 'nonsense' is not an IP address"),
+        ("2001:db8:1::1", 2,
+         "tracekit: --source 2001:db8:1::1 is an IPv6 address, but the trace is over IPv4"),
+    ],
+)  # fmt: skip
+def test_a_source_address_that_cannot_be_used_is_one_line(
+    tracekit_lab: Lab, source: str, code: int, message: str
+) -> None:
+    process = tracekit_lab.tracekit(tracekit_lab.address("server"), "-s", source)
+    assert (process.returncode, process.stderr) == (code, message + "\n")
 
 
 @pytest.mark.netns

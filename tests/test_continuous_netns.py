@@ -110,6 +110,8 @@ def test_json_lines_stream_while_the_run_goes_on(tracekit_lab: Lab) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as at a terminal, even where this test runs with SIGINT ignored (a background job)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
     lines = [json.loads(process.stdout.readline()) for _ in range(4)]

@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -198,6 +199,7 @@ def test_download_installs_both_databases_where_traces_find_them(
             "label": str(installed),
             "path": str(path),
             "exists": True,
+            "error": None,
         }
     assert report["city"]["type"] == "DBIP-City-Lite"
     assert report["asn"]["type"] == "DBIP-ASN-Lite (compat=GeoLite2-ASN)"
@@ -249,6 +251,45 @@ def test_month_and_dir_options(
         f"(see 'tracekit geoip status'); pass --geoip-db {elsewhere}/dbip-city-lite.mmdb to use it"
     )
     assert not data_dir(tmp_path).exists()
+
+
+def test_system_installs_where_every_user_finds_them(
+    dbip: DbipStandIn, databases: dict[str, bytes], tmp_path: Path, no_standard_databases: None
+) -> None:
+    from tracekit.testing.pytest_plugin import require
+
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "needs root and unshare")
+    for kind in NAMES:
+        dbip.publish(kind, this_month(), gzip.compress(databases[kind]))
+    # In a mount namespace of its own, over an empty /usr/local/share: the machine's own
+    # directory is never written.
+    script = (
+        'mount -t tmpfs tracekit-test /usr/local/share && "$0" -m tracekit geoip download '
+        '--system && echo --- && "$0" -m tracekit geoip status --format json'
+    )
+    process = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, sys.executable],
+        capture_output=True, text=True, env=environment(tmp_path, dbip), timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    download, status = process.stdout.split("---\n")
+    assert download.startswith("installed /usr/local/share/GeoIP/dbip-city-lite.mmdb: ")
+    assert "warning" not in process.stderr
+    report = json.loads(status)
+    for kind in NAMES:
+        assert report[kind]["path"] == f"/usr/local/share/GeoIP/{NAMES[kind]}.mmdb"
+        assert report[kind]["source"] == "standard"
+    assert not data_dir(tmp_path).exists()
+
+
+def test_system_and_dir_together_are_refused(tmp_path: Path) -> None:
+    process = tracekit("geoip", "download", "--system", "--dir", str(tmp_path),
+                       env=environment(tmp_path))  # fmt: skip
+    assert process.returncode == 2
+    assert one_error_line(process.stderr) == (
+        "tracekit: --system and --dir cannot be given together "
+        "(see 'tracekit geoip download --help')"
+    )
 
 
 @pytest.mark.parametrize("month", ["2024-13", "24-01", "2024-1", "May"])
@@ -546,3 +587,68 @@ def test_a_trace_takes_autonomous_systems_from_a_geoip2_isp_database(
     assert [host["asn"]["number"] for host in hosts] == [
         PLACES[node].asn for node in ("r1", "r3", "server")
     ]
+
+
+# -- a home directory that cannot be read -----------------------------------------------------
+
+
+def as_user_who_cannot_read(home: Path) -> list[str]:
+    """A command prefix (setpriv) that runs as someone for whom ``home`` cannot be read, as
+    under ``sudo -E`` or ``su`` without ``-``; ``HOME`` is set to it.
+
+    The nobody user (65534) is used when it can run this Python (a system or /opt Python,
+    a venv under /tmp or the checkout); where it cannot (a Python under a private /root),
+    root without the capabilities that let it read any directory stands in for it.
+    """
+    from tracekit.testing.pytest_plugin import require
+
+    require(os.geteuid() == 0 and shutil.which("setpriv") is not None, "needs root and setpriv")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    home.mkdir(mode=0o700)
+    (home / ".local" / "share" / "tracekit").mkdir(parents=True)
+    # (through env: setpriv itself still has root's capabilities when it starts the command)
+    runs = subprocess.run([*nobody, "env", sys.executable, "-c", "import tracekit.cli"],
+                          cwd="/", capture_output=True)  # fmt: skip
+    if runs.returncode == 0:
+        prefix = nobody  # root's own 0700 directory: nobody cannot enter it
+    else:
+        os.chown(home, 65534, 65534)  # nobody's 0700 directory: root cannot enter it without
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]  # these
+    return [*prefix, "env", "-u", "XDG_DATA_HOME", f"HOME={home}"]
+
+
+def test_status_skips_a_home_directory_that_cannot_be_read(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    prefix = as_user_who_cannot_read(home)
+    command = [*prefix, sys.executable, "-m", "tracekit", "geoip", "status"]
+    env = environment(tmp_path)
+    process = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/")
+    standard = [p for d in STANDARD_DIRS for p in Path(d).glob("*.mmdb")]
+    assert process.returncode == (0 if standard else 1), process.stderr
+    assert "internal error" not in process.stderr
+    own = f"{home}/.local/share/tracekit/dbip-city-lite.mmdb"
+    assert f"    {own:<60} skipped: cannot be read (Permission denied)" in process.stdout
+
+    process = subprocess.run([*command, "--format", "json"], capture_output=True, text=True,
+                             env=env, cwd="/")  # fmt: skip
+    searched = json.loads(process.stdout)["city"]["searched"]
+    assert searched[-1] == {
+        "source": "data", "label": str(Path(own).parent), "path": own, "exists": False,
+        "error": "Permission denied",
+    }  # fmt: skip
+
+
+@pytest.mark.netns
+def test_a_trace_does_not_warn_about_a_home_directory_that_cannot_be_read(
+    tracekit_lab: Lab, tmp_path: Path
+) -> None:
+    prefix = as_user_who_cannot_read(tmp_path / "home")
+    command = [*prefix, sys.executable, "-m", "tracekit", tracekit_lab.address("server"), "-n"]
+    process = tracekit_lab.exec("client", command, check=False, cwd="/",
+                                env=environment(tmp_path))  # fmt: skip
+    assert "warning" not in process.stderr
+    if prefix[1].startswith("--reuid"):  # nobody cannot open raw sockets: that alone is said
+        assert process.returncode == 3
+        assert process.stderr.startswith("tracekit: raw sockets need privilege")
+    else:
+        assert (process.returncode, process.stderr) == (0, "")

@@ -40,9 +40,31 @@ window.addEventListener('error', function (e) { window.__errors.push(String(e.me
 """
 COLLECT = """
 <script>
-window.addEventListener('load', function () { setTimeout(function () {
-  var map = Object.keys(window).map(function (k) { return window[k]; })
+function tracekitTestMap() {
+  return Object.keys(window).map(function (k) { return window[k]; })
     .filter(function (v) { return v instanceof L.Map; })[0];
+}
+function tracekitTestView(map) {
+  var c = map.getCenter();
+  return [map.getZoom(), c.lat.toFixed(4), c.lng.toFixed(4)].join(' ');
+}
+function tracekitTestColours(selector) {  // [text colour, background] of every text in it
+  var out = [];
+  document.querySelectorAll(selector).forEach(function (root) {
+    var background = getComputedStyle(root).backgroundColor;
+    [root].concat(Array.prototype.slice.call(root.querySelectorAll('*'))).forEach(function (el) {
+      var text = Array.prototype.some.call(el.childNodes, function (n) {
+        return n.nodeType === 3 && n.textContent.trim();
+      });
+      if (text) { out.push([getComputedStyle(el).color, background]); }
+    });
+  });
+  return out;
+}
+window.addEventListener('load', function () {
+  document.documentElement.setAttribute('data-view-at-load', tracekitTestView(tracekitTestMap()));
+  setTimeout(function () {
+  var map = tracekitTestMap();
   var popups = [], tooltips = [];
   map.eachLayer(function (layer) {
     if (layer.getPopup && layer.getPopup()) {
@@ -56,7 +78,17 @@ window.addEventListener('load', function () { setTimeout(function () {
   root.setAttribute('data-popups', JSON.stringify(popups));
   root.setAttribute('data-tooltips', JSON.stringify(tooltips));
   root.setAttribute('data-errors', JSON.stringify(window.__errors));
-}, 200); });
+  root.setAttribute('data-view', tracekitTestView(map));
+  root.setAttribute('data-markers', JSON.stringify(Array.prototype.map.call(
+    document.querySelectorAll('.tracekit-marker'), function (m) { return m.textContent; })));
+  root.setAttribute('data-attribution',
+    document.querySelector('.leaflet-control-attribution').textContent);
+  var panel = document.getElementById('tracekit-panel');
+  root.setAttribute('data-panel', JSON.stringify({client: panel.clientHeight,
+    scroll: panel.scrollHeight, window: window.innerHeight}));
+  root.setAttribute('data-colours', JSON.stringify(
+    tracekitTestColours('#tracekit-panel, #tracekit-title')));
+}, 1000); });
 </script>
 """
 
@@ -94,6 +126,19 @@ class Dom(HTMLParser):
             self.title += data
         if self._panel_depth:
             self.panel_text.append(data)
+
+
+def contrast(colour: str, background: str) -> float:
+    """The WCAG contrast ratio of two CSS ``rgb()``/``rgba()`` colours (4.5: readable text)."""
+
+    def luminance(css: str) -> float:
+        values = [float(v) for v in css[css.index("(") + 1 : -1].split(",")[:3]]
+        linear = [v / 255 / 12.92 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4
+                  for v in values]  # fmt: skip
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(colour), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def render(page: Path, screenshot: Path) -> Dom:
@@ -156,7 +201,21 @@ def test_map_shows_the_route_offline_and_hostile_text_never_runs(
     assert dom.classes.count("tracekit-hop") == 2
     assert dom.classes.count("tracekit-destination") == 1
     assert dom.classes.count("tracekit-origin") == 1
-    assert dom.classes.count("tracekit-route") == 1
+    # each marker shows its TTL
+    assert json.loads(dom.attributes["data-markers"]) == ["1", "3", "4"]
+    # start -> r1 and r3 -> server are measured links; r1 -> r3 bridges the silent r2
+    assert dom.classes.count("tracekit-link") == 2
+    assert dom.classes.count("tracekit-bridge") == 1
+    # no opening animation: the view when the page has loaded is the final one
+    assert dom.attributes["data-view-at-load"] == dom.attributes["data-view"]
+    # offline, no tile is shown, so OpenStreetMap is not credited (the data sources are)
+    assert "OpenStreetMap" not in dom.attributes["data-attribution"]
+    assert "Leaflet" in dom.attributes["data-attribution"]
+    # the hop panel is as tall as its content, and its text is readable
+    panel = json.loads(dom.attributes["data-panel"])
+    assert panel["client"] == panel["scroll"] < panel["window"] - 40
+    for colour, background in json.loads(dom.attributes["data-colours"]):
+        assert contrast(colour, background) >= 4.5, (colour, background)
     assert dom.handlers == []  # no element got an event handler from the data
 
     panel = "".join(dom.panel_text)

@@ -13,7 +13,7 @@ import pytest
 
 from tracekit.testing import Lab
 
-BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "map", "rdns", "geoip"}
+BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "jsonl", "map", "rdns", "geoip"}
 MISSPELLED_ARGUMENT = """
     from tracekit import hookimpl
 
@@ -64,7 +64,7 @@ def test_a_third_party_plugin_is_discovered_and_listed(site: Path) -> None:
     listing = json.loads(tracekit(site, "plugins", "--format", "json").stdout)
     upper = next(p for p in listing if p["name"] == "tracekit_upper")
     assert upper["distribution"] == "tracekit_upper" and upper["version"] == "1.2.3"
-    assert upper["outputs"] == ["upper"]
+    assert [o["name"] for o in upper["outputs"]] == ["upper"]
     assert upper["hooks"] == ["tracekit_register_outputs"]
 
 
@@ -146,8 +146,8 @@ def test_an_unknown_plugin_name_is_one_line_listing_the_available_ones(
     "args,listed",
     [
         (["--probe", "pigeon"], "unknown probe 'pigeon'; available: icmp, tcp, udp"),
-        (["--format", "yaml"], "unknown format 'yaml'; available: json, map, text, upper"),
-        (["--out", "t.docx"], "use one of the suffixes .html, .json, .txt, .upper"),
+        (["--format", "yaml"], "unknown format 'yaml'; available: json, jsonl, map, text, upper"),
+        (["--out", "t.docx"], "use one of the suffixes .html, .json, .jsonl, .txt, .upper"),
     ],
 )
 def test_unknown_probe_format_or_suffix_lists_what_plugins_offer(
@@ -209,7 +209,7 @@ def test_a_register_hook_that_raises_loses_only_that_plugin_s_offer(site: Path) 
         " and is skipped there from now on: OSError: no config"
     ]
     by_name = {p["name"]: p for p in json.loads(process.stdout)}
-    assert by_name["tracekit_upper"]["outputs"] == ["upper"]
+    assert [o["name"] for o in by_name["tracekit_upper"]["outputs"]] == ["upper"]
     assert by_name["tracekit_badreg"]["outputs"] == []
 
 

@@ -78,3 +78,37 @@ def test_a_probe_methods_own_marker_replaces_the_standard_one() -> None:
     h = hop(5, ("10.0.5.2", 1.0, "udp-reply"), ("10.0.5.2", 1.0, "dns-reply"))
     h.probes[1].marker = "[dns]"
     assert hop_line(h, numeric=True) == " 5  10.0.5.2  1.000 ms [open]  1.000 ms [dns]"
+
+
+def traced(*asns: int | None) -> Trace:
+    """A finished trace whose hop k is answered from AS ``asns[k-1]`` (``None``: unknown)."""
+    trace = Trace("server", "10.0.9.2", 4, ProbeInfo("icmp"), end="reached", reached=True)
+    for ttl, asn in enumerate(asns, start=1):
+        h = hop(ttl, (f"10.0.{ttl}.2", 1.0, "time-exceeded"))
+        if asn is not None:
+            h.hosts[f"10.0.{ttl}.2"].annotations["asn"] = {"number": asn, "organization": "x"}
+        trace.hops.append(h)
+    return trace
+
+
+def finished_text(trace: Trace, stream: io.StringIO | io.TextIOWrapper) -> str:
+    TextOutput(OutputTarget(stream)).finish(trace)
+    if isinstance(stream, io.TextIOWrapper):
+        stream.flush()
+        return stream.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    return stream.getvalue()
+
+
+def test_as_path_line_follows_the_hops_when_asns_are_known() -> None:
+    trace = traced(64500, 64500, None, 64501, 64502, 64502)
+    text = finished_text(trace, io.StringIO())
+    assert text == "AS path: AS64500 → AS64501 → AS64502\n"
+
+
+def test_no_as_path_line_without_asns() -> None:
+    assert finished_text(traced(None, None), io.StringIO()) == ""
+
+
+def test_as_path_on_an_ascii_stream_uses_an_ascii_arrow() -> None:
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    assert finished_text(traced(64500, 64501), stream) == "AS path: AS64500 -> AS64501\n"

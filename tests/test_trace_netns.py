@@ -104,6 +104,18 @@ def test_interface_option_sends_from_that_interface(tracekit_lab: Lab) -> None:
     assert report["reached"] and hop_addresses(report) == tracekit_lab.expected_hops()
 
 
+@pytest.mark.parametrize("version", [4, 6])
+def test_source_option_sends_from_that_address(tracekit_lab_factory: Any, version: int) -> None:
+    lab = tracekit_lab_factory(routers=2)
+    second = {4: "10.0.1.3/24", 6: "2001:db8:1::3/64"}[version]
+    extra = ["nodad"] if version == 6 else []  # usable at once, no duplicate detection
+    lab.exec("client", ["ip", f"-{version}", "addr", "add", second, "dev", "r1", *extra])
+    source = second.split("/")[0]
+    _, report = trace_json(lab, lab.address("server", version), "-n", "-s", source)
+    assert report["source"] == source
+    assert report["reached"] and hop_addresses(report) == lab.expected_hops(version)
+
+
 def test_max_ttl_short_of_the_destination_exits_1(tracekit_lab: Lab) -> None:
     process, report = trace_json(tracekit_lab, tracekit_lab.address("server"), "-n", "-m", "3")
     assert process.returncode == 1

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -21,10 +23,16 @@ from tracekit.errors import (
     EXIT_INTERNAL,
     EXIT_NOT_REACHED,
     EXIT_REACHED,
+    BadInput,
+    CannotProbe,
     TracekitError,
 )
 
 EXIT_INTERRUPTED = 130
+#: What the built-in plugins provide, for --help (which loads no plugin, to stay fast).
+BUILTIN_PROBES = ("icmp", "udp", "tcp")
+BUILTIN_FORMATS = ("text", "json", "jsonl", "map")
+BUILTIN_SUFFIXES = (".txt", ".json", ".jsonl", ".html")
 
 
 class DefaultGroup(click.Group):
@@ -112,7 +120,8 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options of a trace, shared by ``trace`` and ``demo``."""
     options = [
         click.option("--probe", "probe", default="icmp", show_default=True, metavar="NAME",
-                     help="Probe method (see 'tracekit plugins')."),
+                     help=f"Probe method: {', '.join(BUILTIN_PROBES)}, or one a plugin adds "
+                     "(see 'tracekit plugins')."),
         click.option("-p", "--port", type=click.IntRange(1, 65535), metavar="PORT",
                      help="Destination port: tcp 80 by default; for udp, a fixed port "
                      "(flow-stable) instead of 33434 and up."),
@@ -140,6 +149,8 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
         click.option("-I", "--interface", metavar="NAME", help="Send from this interface "
                      "(as mtr -I; traceroute's -i)."),
+        click.option("-s", "--source", metavar="ADDR",
+                     help="Send from this address (one of this host's)."),
         click.option("-c", "--cycles", type=click.IntRange(0), metavar="N",
                      help="Continuous mode: run N rounds of one probe per hop, with "
                      "statistics (0: until Ctrl-C), as mtr -c."),
@@ -158,10 +169,13 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--origin", callback=_parse_origin, metavar="LAT,LON",
                      help="Where this machine is, for the map's start marker."),
         click.option("--format", "stdout_format", default="text", show_default=True,
-                     metavar="NAME", help="Format on standard output ('none' for nothing)."),
+                     metavar="NAME", help=f"Format on standard output: "
+                     f"{', '.join(BUILTIN_FORMATS)}, one a plugin adds (see 'tracekit "
+                     "plugins'), or none for nothing."),
         click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
                      metavar="FILE", help="Also write to FILE, in the format its suffix "
-                     "names (.json, .txt); may be repeated."),
+                     f"names: {', '.join(BUILTIN_SUFFIXES)} (the map), or one a plugin adds; "
+                     "may be repeated."),
         _plugin_option,
     ]  # fmt: skip
     for option in reversed(options):
@@ -175,8 +189,14 @@ def cli() -> None:
     """tracekit: a plugin-based, multi-protocol traceroute.
 
     Exit codes: 0 destination reached, 1 not reached, 2 bad input,
-    3 cannot probe (privilege, route, interface), 4 internal error, 130 interrupted.
+    3 cannot probe (privilege, route, interface), 4 internal error, 130 interrupted,
+    128+N ended by signal N.
     """
+
+
+def _check_ttls(options: dict[str, Any]) -> None:
+    if options["first_ttl"] > options["max_ttl"]:
+        raise click.BadParameter("must not exceed --max-ttl", param_hint="'-f/--first-ttl'")
 
 
 @cli.command()
@@ -188,8 +208,7 @@ def trace(host: str, **options: Any) -> int:
     from tracekit.run import TraceRequest, run_trace
     from tracekit.strategies.classic import Schedule
 
-    if options["first_ttl"] > options["max_ttl"]:
-        raise click.BadParameter("must not exceed --max-ttl", param_hint="'-f/--first-ttl'")
+    _check_ttls(options)
     cycles = options["cycles"]
     if options["report"] and cycles is None:
         cycles = 10  # mtr -r's default count
@@ -212,6 +231,7 @@ def trace(host: str, **options: Any) -> int:
         report=options["report"],
         numeric=options["numeric"],
         interface=options["interface"],
+        source=options["source"],
         stdout_format=None if stdout_format == "none" else stdout_format,
         out_paths=[Path(p) for p in options["out_paths"]],
         settings={
@@ -245,14 +265,33 @@ def plugins(fmt: str, plugins: tuple[str, ...]) -> int:
     for plugin in described:
         dist = f"{plugin['distribution']} {plugin['version']}" if plugin["distribution"] else "-"
         click.echo(f"{plugin['name']}  ({dist})")
-        for kind in ("probes", "outputs"):
-            for name in plugin[kind]:
-                click.echo(f"    {kind[:-1]}: {name}")
+        for probe in plugin["probes"]:
+            click.echo(f"    probe: {probe['name']}: {probe['description']}")
+        for output in plugin["outputs"]:
+            suffixes = f" ({', '.join(output['suffixes'])})" if output["suffixes"] else ""
+            click.echo(f"    output: {output['name']}{suffixes}: {output['description']}")
         click.echo(f"    hooks: {', '.join(plugin['hooks'])}")
     return 0
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+class DemoCommand(click.Command):
+    """``demo``, whose help also lists the options of ``trace`` that it passes on."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        records = [
+            record
+            for param in trace.get_params(ctx)
+            if param.name != "help" and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Trace options (passed on to 'tracekit trace')"):
+            formatter.write_dl(records)
+
+
+@cli.command(
+    cls=DemoCommand,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
 @click.option(
     "--routers",
     type=click.IntRange(1, 20),
@@ -260,34 +299,94 @@ def plugins(fmt: str, plugins: tuple[str, ...]) -> int:
     show_default=True,
     help="Routers between client and server.",
 )
-@click.option("--silent", type=click.IntRange(0, 20), default=2, show_default=True,
-              help="Which router drops its ICMP errors (0: none).")  # fmt: skip
+@click.option("--silent", type=click.IntRange(0, 20), metavar="K",
+              help="Which router drops its ICMP errors (0: none).  [default: 2; 0 with one "
+              "router]")  # fmt: skip
 @click.pass_context
-def demo(ctx: click.Context, routers: int, silent: int) -> int:
+def demo(ctx: click.Context, routers: int, silent: int | None) -> int:
     """Trace a throwaway network of namespaces on this machine (needs root, no internet).
 
     Builds a client, a chain of routers (one of them silent) and a server, runs an ordinary
     'tracekit trace' from the client to the server with the other options given (any option
     of 'tracekit trace'), and removes the network again.
     """
-    from tracekit.demo import run_demo
-
+    if silent is None:
+        silent = 2 if routers >= 2 else 0
     if silent > routers:
         raise click.BadParameter(f"there are only {routers} routers", param_hint="'--silent'")
+    # Every check the trace would make before sending, made before anything is built.
+    options = trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent).params
+    _check_ttls(options)
+    from tracekit.demo import demo_databases, run_demo
     from tracekit.plugins import get_plugin_manager
 
-    # Check the trace options, and that the plugins named exist, before building anything.
-    trace_context = trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent)
-    get_plugin_manager(plugins=trace_context.params["plugins"])
-    code: int = run_demo(routers=routers, silent=silent, trace_args=[*ctx.args])
+    _check_demo_trace(get_plugin_manager(plugins=options["plugins"]), options, routers)
+    chosen = options["geoip_db"] or options["asn_db"] or options["no_geo"]
+    extra = [] if chosen else demo_databases(routers)
+    code: int = run_demo(
+        routers=routers,
+        silent=silent,
+        ip_version=options["ip_version"] or 4,
+        trace_args=[*ctx.args, *extra],
+    )
     return code
+
+
+def _check_demo_trace(pm: Any, options: dict[str, Any], routers: int) -> None:
+    """What ``tracekit trace`` checks before it sends, for the trace the demo will run."""
+    from tracekit.plugins import Registry
+    from tracekit.testing.netlab import Lab
+
+    registry = Registry.collect(pm)
+    probe = registry.probe(options["probe"])
+    for path in options["out_paths"]:
+        registry.output_for_path(path)
+    if options["stdout_format"] != "none":
+        registry.output(options["stdout_format"])
+    used = getattr(probe.factory, "options", None)  # a ProbeMethod class says which it uses
+    if isinstance(used, frozenset):
+        for name in ("port", "paris", "source_port"):
+            if options[name] not in (None, False) and name not in used:
+                option = "--" + name.replace("_", "-")
+                raise BadInput(f"{option} does not apply to {options['probe']} probes")
+    if not options["no_geo"] and (routers != 3 or options["geoip_db"] or options["asn_db"]):
+        from tracekit.enrich.geoip import SETTING, find_database, open_database
+
+        for kind, setting in SETTING.items():
+            path = find_database(kind, options[setting])
+            if path is not None:
+                open_database(path, kind).close()
+    interface = options["interface"]
+    if interface is not None:
+        names = ["lo", *(link.peer("client") for link in Lab(routers=routers).links_of("client"))]
+        if interface not in names:
+            raise CannotProbe(
+                f"no such interface in the demo's client: {interface} (it has {', '.join(names)})"
+            )
+
+
+@cli.command()
+def schema() -> int:
+    """Print the JSON Schema of the JSON report ('--format json', '--out FILE.json')."""
+    from importlib.resources import files
+
+    click.echo((files("tracekit") / "trace.schema.json").read_text(encoding="utf-8"), nl=False)
+    return 0
 
 
 cli.add_command(geoip)
 
 
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    """The first Ctrl-C stops what runs; more, while outputs are finished, are ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
     try:
         code = cli.main(args=argv, prog_name="tracekit", standalone_mode=False)
     except click.ClickException as exc:
@@ -300,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt):
         _fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (e.g. '| head'): nothing left to say
+        # The reader went away (e.g. '| head'): nothing left to say, and nothing to flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_NOT_REACHED)
     except Exception as exc:
         if os.environ.get("TRACEKIT_DEBUG"):

@@ -92,6 +92,8 @@ def _place_text(place: dict[str, Any], used: str | None) -> str:
     else:
         where = place["path"]
         mark = "found" if place["exists"] else "-"
+        if place.get("error"):
+            mark = f"skipped: cannot be read ({place['error']})"
     if place["path"] is not None and place["path"] == used:
         mark = "used" if place["exists"] else "used, but there is no such file"
     return f"{where:<60} {mark}"
@@ -117,20 +119,27 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="DIR",
               help="Install there instead of tracekit's data directory "
               "($XDG_DATA_HOME/tracekit, by default ~/.local/share/tracekit).")  # fmt: skip
+@click.option("--system", is_flag=True,
+              help="Install into /usr/local/share/GeoIP, which every user's traces search, "
+              "root's under sudo too (needs root).")  # fmt: skip
 @click.option("--month", callback=_check_month, metavar="YYYY-MM",
               help="The month of the files (default: this month, or the one before if "
               "this month's are not out yet).")  # fmt: skip
-def download(directory: str | None, month: str | None) -> int:
+def download(directory: str | None, system: bool, month: str | None) -> int:
     """Download DB-IP's free City Lite and ASN Lite databases (CC BY 4.0, no account).
 
     The files replace the previous ones only once they are complete and checked. The
     server can be changed with the environment variable TRACEKIT_DBIP_URL.
     """
     from tracekit.enrich import dbip
-    from tracekit.enrich.geoip import OPTION, chosen_place, data_dir, search_places
+    from tracekit.enrich.geoip import OPTION, SHARED_DIR, chosen_place, data_dir, search_places
 
+    if system and directory:
+        raise click.UsageError("--system and --dir cannot be given together")
     signal.signal(signal.SIGTERM, _terminate)  # clean up as for Ctrl-C
     target = Path(directory).expanduser().absolute() if directory else data_dir()
+    if system:
+        target = SHARED_DIR
     months = dbip.months_to_try(month)
     for kind in KINDS:
         installed = dbip.download(kind, target, months, dbip.Progress())

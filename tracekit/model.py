@@ -19,7 +19,10 @@ class ProbeResult:
 
     #: Address of the host that answered, or ``None`` if nothing answered.
     address: str | None = None
-    #: Round-trip time in milliseconds.
+    #: Round-trip time in milliseconds, not rounded: from just before the probe was handed to
+    #: the kernel (``time.time()``) to the kernel's receive timestamp of the answer
+    #: (``SO_TIMESTAMPNS``). Its resolution is about a microsecond (0.001 ms): that of a
+    #: float of seconds since 1970. Outputs round it: text and JSON to 3 decimals.
     rtt_ms: float | None = None
     #: What the answer was, e.g. ``"time-exceeded"``, ``"echo-reply"``, ``"host-unreachable"``.
     reply: str | None = None

@@ -275,7 +275,8 @@ def _call(impl: pluggy.HookImpl, register: Callable[..., None]) -> None:
 
 
 def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:
-    """Each loaded plugin: name, distribution, version, hooks, and what it provides."""
+    """Each loaded plugin: name, distribution, version, hooks, and what it provides: probe
+    methods (name, description) and output formats (name, description, file suffixes)."""
     registry = Registry.collect(pm)
     described = []
     for name, plugin in sorted(pm.list_name_plugin()):
@@ -287,8 +288,16 @@ def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:
                 "distribution": dist.name if dist else None,
                 "version": dist.version if dist else None,
                 "hooks": sorted(caller.name for caller in callers),
-                "probes": sorted(p.name for p in registry.probes.values() if p.plugin == name),
-                "outputs": sorted(o.name for o in registry.outputs.values() if o.plugin == name),
+                "probes": [
+                    {"name": p.name, "description": p.description}
+                    for p in sorted(registry.probes.values(), key=lambda p: p.name)
+                    if p.plugin == name
+                ],
+                "outputs": [
+                    {"name": o.name, "description": o.description, "suffixes": list(o.suffixes)}
+                    for o in sorted(registry.outputs.values(), key=lambda o: o.name)
+                    if o.plugin == name
+                ],
             }
         )
     return described

@@ -37,8 +37,16 @@ def resolve(target: str, ip_version: int | None = None) -> tuple[str, int]:
     return addresses[0]
 
 
-def source_for(destination: str, ip_version: int, interface: str | None = None) -> str:
-    """The source address the kernel would use towards ``destination`` (sends nothing)."""
+def source_for(
+    destination: str, ip_version: int, interface: str | None = None, source: str | None = None
+) -> str:
+    """The source address the kernel would use towards ``destination`` (sends nothing).
+
+    ``source`` (``-s``) must be an address of this host, of the trace's IP version; it is
+    then the answer, once a route from it to ``destination`` is known to exist.
+    """
+    if source is not None:
+        source = _own_address(source, ip_version)
     if interface is not None:
         try:
             socket.if_nametoindex(interface)
@@ -50,6 +58,13 @@ def source_for(destination: str, ip_version: int, interface: str | None = None) 
             # Without privilege this fails; the raw sockets then report that clearly.
             with contextlib.suppress(PermissionError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        if source is not None:
+            try:
+                sock.bind((source, 0))
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise CannotProbe(f"{source} is not an address of this host") from exc
+                raise CannotProbe(f"cannot send from {source}: {exc.strerror}") from exc
         try:
             sock.connect((destination, 33434))
         except OSError as exc:
@@ -58,3 +73,17 @@ def source_for(destination: str, ip_version: int, interface: str | None = None) 
             raise CannotProbe(f"cannot reach {destination}: {exc.strerror}") from exc
         address: str = sock.getsockname()[0]
         return address
+
+
+def _own_address(source: str, ip_version: int) -> str:
+    """``source`` as an address of ``ip_version``, checked (whether it is ours comes later)."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        raise BadInput(f"--source {source!r} is not an IP address") from None
+    if address.version != ip_version:
+        raise BadInput(
+            f"--source {source} is an IPv{address.version} address, "
+            f"but the trace is over IPv{ip_version}"
+        )
+    return str(address)

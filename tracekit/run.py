@@ -45,6 +45,8 @@ class TraceRequest:
     report: bool = False
     numeric: bool = False
     interface: str | None = None
+    #: ``-s``: the source address, one of this host's (``None``: the kernel's choice).
+    source: str | None = None
     #: Method-specific options (see :class:`tracekit.probe.ProbeContext`).
     probe_options: dict[str, Any] = field(default_factory=dict)
     #: Options for enrichment and output plugins (see :attr:`tracekit.model.Trace.settings`).
@@ -72,6 +74,8 @@ class _Sink:
             getattr(self.output, method)(*args)
         except Exception as exc:
             self.failed = True
+            if isinstance(exc, BrokenPipeError) and self.where == "standard output":
+                raise  # its reader went away ('| head'): tracekit ends quietly
             print(
                 f"tracekit: warning: output {self.name!r} ({self.where}) failed: "
                 f"{type(exc).__name__}: {exc}",
@@ -110,7 +114,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
     pm.hook.tracekit_configure(settings=settings)  # checks databases etc. before probing
 
     address, ip_version = resolve(request.target, request.ip_version)
-    source = source_for(address, ip_version, request.interface)
+    source = source_for(address, ip_version, request.interface, request.source)
     context = ProbeContext(ip_version, source, address, dict(request.probe_options))
     skip_scapy_routes()
 

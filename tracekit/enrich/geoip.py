@@ -10,7 +10,9 @@ ASN, DB-IP ASN Lite) with geoip2. Where the files are found, in this order:
 4. tracekit's own data directory (``$XDG_DATA_HOME/tracekit``, by default
    ``~/.local/share/tracekit``), where ``tracekit geoip download`` puts them.
 
-Without a database the trace runs as usual, without locations. Addresses a database does not
+A place that cannot be read (a home directory closed to this user, as under ``sudo -E`` or
+``su`` without ``-``) is skipped, as if it had no file. Without a database the trace runs as
+usual, without locations. Addresses a database does not
 know (private ones, usually) get no annotation but stay in the trace.
 """
 
@@ -26,6 +28,9 @@ from tracekit.errors import BadInput
 from tracekit.model import Hop, Trace
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
+#: Where ``tracekit geoip download --system`` installs: a standard directory, searched by
+#: every user's traces (root's under sudo too), that no distribution package writes to.
+SHARED_DIR = SYSTEM_DIRS[2]
 CITY_NAMES = ("GeoIP2-City.mmdb", "GeoLite2-City.mmdb", "dbip-city-lite.mmdb")
 ASN_NAMES = ("GeoIP2-ISP.mmdb", "GeoLite2-ASN.mmdb", "dbip-asn-lite.mmdb")
 ENV = {"city": "TRACEKIT_GEOIP_DB", "asn": "TRACEKIT_ASN_DB"}
@@ -85,11 +90,20 @@ def search_places(kind: str, given: str | None = None) -> list[Place]:
     return places
 
 
+def look(path: Path) -> str | None:
+    """Whether ``path`` is a file: ``"file"``, ``None`` if there is none, else why it cannot
+    be known (``"Permission denied"``: a directory on the way cannot be searched)."""
+    try:
+        return "file" if path.is_file() else None
+    except OSError as exc:  # is_file() answers False for a missing file, but raises on EACCES
+        return exc.strerror or type(exc).__name__
+
+
 def chosen_place(places: list[Place]) -> Place | None:
     """The place whose file is used: the first one set explicitly, or the first file that
-    exists."""
+    exists (places that cannot be read are skipped)."""
     for place in places:
-        if place.path is not None and (place.explicit or place.path.is_file()):
+        if place.path is not None and (place.explicit or look(place.path) == "file"):
             return place
     return None
 
@@ -109,6 +123,8 @@ def open_database(path: Path, kind: str) -> Any:
         reader = geoip2.database.Reader(str(path))
     except FileNotFoundError:
         raise BadInput(f"GeoIP database {path} does not exist") from None
+    except PermissionError:
+        raise BadInput(f"cannot read GeoIP database {path}: Permission denied") from None
     except (OSError, ValueError, maxminddb.errors.InvalidDatabaseError) as exc:
         raise BadInput(f"{path} is not a MaxMind DB (mmdb) file: {exc}") from None
     import geoip2.errors
@@ -136,11 +152,13 @@ def database_status(kind: str) -> dict[str, Any]:
     ``path`` and ``source`` of the file (``None`` if there is none), its ``type``,
     ``built`` (ISO date), ``size`` in bytes, ``error`` (one line: why a trace could not use
     it, else ``None``), and every place ``searched``, in order (the option is left out: it
-    is given to each trace)."""
+    is given to each trace), with ``exists`` and ``error`` (why the place cannot be read, or
+    ``None``)."""
     from datetime import datetime, timezone
 
     places = search_places(kind)[1:]
     used = chosen_place(places)
+    found = [None if place.path is None else look(place.path) for place in places]
     status: dict[str, Any] = {
         "path": None,
         "source": None,
@@ -153,9 +171,10 @@ def database_status(kind: str) -> dict[str, Any]:
                 "source": place.source,
                 "label": place.label,
                 "path": None if place.path is None else str(place.path),
-                "exists": place.path is not None and place.path.is_file(),
+                "exists": seen == "file",
+                "error": None if seen in (None, "file") else seen,
             }
-            for place in places
+            for place, seen in zip(places, found, strict=True)
         ],
     }
     if used is None or used.path is None:
@@ -170,7 +189,7 @@ def database_status(kind: str) -> dict[str, Any]:
         built = datetime.fromtimestamp(metadata.build_epoch, timezone.utc)
         status.update(type=metadata.database_type, built=built.date().isoformat())
         reader.close()
-    if used.path.is_file():
+    if look(used.path) == "file":
         status["size"] = used.path.stat().st_size
     return status
 

@@ -1,4 +1,5 @@
-"""The JSON report: a public contract, described by ``docs/trace.schema.json``."""
+"""The JSON report: a public contract, described by ``tracekit/trace.schema.json``
+(``tracekit schema`` prints it; ``docs/trace.schema.json`` is a copy)."""
 
 from __future__ import annotations
 
@@ -116,4 +117,4 @@ class JsonOutput(Output):
 
 @hookimpl
 def tracekit_register_outputs(register: RegisterOutput) -> None:
-    register("json", JsonOutput, "JSON report (docs/trace.schema.json)", [".json"])
+    register("json", JsonOutput, "JSON report (its schema: tracekit schema)", [".json"])

@@ -9,6 +9,7 @@ it travels as JSON data, escaped for a ``<script>`` block, and is put into the p
 
 from __future__ import annotations
 
+import itertools
 import json
 from importlib.resources import files
 from typing import Any
@@ -101,6 +102,13 @@ def map_data(trace: Trace) -> dict[str, Any]:
             "label": printable(f"start: {trace.source} ({place})"),
         }
     databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
+    stops = ([(0, origin["lat"], origin["lon"])] if origin else []) + [
+        (p["ttl"], p["lat"], p["lon"]) for p in points
+    ]
+    segments = [
+        {"from": [a[1], a[2]], "to": [b[1], b[2]], "bridged": b[0] - a[0] > 1}
+        for a, b in itertools.pairwise(stops)
+    ]
     started = trace.started.strftime("%Y-%m-%d %H:%M:%S UTC") if trace.started else ""
     status = {"reached": "reached", "unreachable": "unreachable"}.get(
         trace.end or "", "not reached"
@@ -111,6 +119,9 @@ def map_data(trace: Trace) -> dict[str, Any]:
         "hops": hops,
         "points": points,
         "origin": origin,
+        #: The route between the start and the located hops, in TTL order: a segment is
+        #: ``bridged`` when hops between its ends (silent, or without a location) are left out.
+        "segments": segments,
         "databases": [printable(f"{d['type']}: {d['description']}") for d in databases],
         "message": None if points else _no_locations(trace),
     }
@@ -144,7 +155,6 @@ def render(trace: Trace) -> str:
     page = folium.Map(location=[30, 10], zoom_start=2, tiles=None, control_scale=True)
     page.default_js = []  # Leaflet is inlined below; nothing comes from a CDN
     page.default_css = []
-    folium.TileLayer(TILES, attr=TILES_CREDIT, name="OpenStreetMap").add_to(page)
     root: Any = page.get_root()  # a branca Figure
     header = root.header
     header.add_child(Element(f"<style>{(ASSETS / 'leaflet.css').read_text()}</style>"))
@@ -158,8 +168,9 @@ def render(trace: Trace) -> str:
         "var tracekitData = " + script_json(map_data(trace)) + ";\n"
         "var tracekitLand = " + (ASSETS / "land-110m.geojson").read_text() + ";\n"
         "var tracekitCredits = " + script_json(_credits(trace)) + ";\n"
+        "var tracekitTiles = " + script_json({"url": TILES, "credit": TILES_CREDIT}) + ";\n"
         "tracekitDraw({{ this._parent.get_name() }}, tracekitData, tracekitLand,"
-        " tracekitCredits);\n"
+        " tracekitCredits, tracekitTiles);\n"
         "{% endmacro %}"
     )
     page.add_child(route)
@@ -183,19 +194,25 @@ def tracekit_register_outputs(register: RegisterOutput) -> None:
 
 STYLE = """
 #tracekit-title { position: absolute; top: 8px; left: 56px; z-index: 1000; background: #fff;
-  padding: 6px 10px; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.35);
+  color: #111; padding: 6px 10px; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.35);
   font: 14px/1.3 system-ui, sans-serif; max-width: 60%; }
-#tracekit-title .sub { color: #555; font-size: 12px; }
+#tracekit-title .sub { color: #444; font-size: 12px; }
 #tracekit-title .note { color: #a40000; font-size: 12px; margin-top: 4px; }
-#tracekit-panel { position: absolute; top: 8px; right: 8px; bottom: 24px; width: 300px;
-  z-index: 1000; overflow: auto; background: rgba(255,255,255,.95); border-radius: 4px;
+#tracekit-panel { position: absolute; top: 8px; right: 8px; z-index: 1000;
+  max-height: calc(100% - 40px); box-sizing: border-box; min-width: 200px; max-width: 340px;
+  overflow: auto; background: #fff; color: #111; border-radius: 4px;
   box-shadow: 0 1px 4px rgba(0,0,0,.35); font: 12px/1.35 system-ui, sans-serif;
   padding: 6px 8px; }
-#tracekit-panel .hop { padding: 3px 0; border-bottom: 1px solid #eee; }
+#tracekit-panel .hop { padding: 3px 0; border-bottom: 1px solid #ddd; }
 #tracekit-panel .ttl { display: inline-block; width: 2.2em; font-weight: bold; }
-#tracekit-panel .dim { color: #888; }
+#tracekit-panel .dim { color: #4a4a4a; }
 .tracekit-popup { font: 12px/1.35 system-ui, sans-serif; }
 .tracekit-popup div { white-space: nowrap; }
+.tracekit-marker { display: flex; align-items: center; justify-content: center; width: 100%;
+  height: 100%;
+  box-sizing: border-box; border-radius: 50%; border: 1px solid #333; color: #000;
+  font: bold 12px/1 system-ui, sans-serif; }
+.tracekit-marker.tracekit-destination { border: 3px solid #000; }
 .leaflet-container { background: #cfe3f2; }
 """
 
@@ -225,7 +242,7 @@ function tracekitPopup(point) {
   tracekitDescribe(point).forEach(function (line) { tracekitLine(div, line); });
   return div;
 }
-function tracekitDraw(map, data, land, credits) {
+function tracekitDraw(map, data, land, credits, tiles) {
   document.title = data.title;
   var title = document.getElementById('tracekit-title');
   tracekitLine(title, data.title);
@@ -237,6 +254,12 @@ function tracekitDraw(map, data, land, credits) {
   L.geoJSON(land, {pane: 'land', interactive: false,
     style: {color: '#8a9a8a', weight: 0.6, fillColor: '#eef0e6', fillOpacity: 1}}).addTo(map);
   credits.forEach(function (credit) { map.attributionControl.addAttribution(credit); });
+  // OpenStreetMap is credited once one of its tiles is shown: not on a page seen offline.
+  var tileLayer = L.tileLayer(tiles.url, {maxZoom: 19});
+  tileLayer.once('tileload', function () {
+    map.attributionControl.addAttribution(tiles.credit);
+  });
+  tileLayer.addTo(map);
 
   var line = [];
   if (data.origin) {
@@ -247,24 +270,28 @@ function tracekitDraw(map, data, land, credits) {
       weight: 3, fillColor: '#ffffff', fillOpacity: 1, className: 'tracekit-origin'})
       .bindPopup(start).bindTooltip(start.cloneNode(true)).addTo(map);
   }
+  data.segments.forEach(function (segment) {  // under the markers
+    L.polyline([segment.from, segment.to], segment.bridged
+      ? {color: '#555555', weight: 2, opacity: 0.9, dashArray: '4 6', className: 'tracekit-bridge'}
+      : {color: '#1f4fbf', weight: 3, opacity: 0.9, className: 'tracekit-link'}).addTo(map);
+  });
   data.points.forEach(function (point) {
     line.push([point.lat, point.lon]);
     var destination = point.role === 'destination';
     var tip = document.createElement('div');
     tracekitLine(tip, 'TTL ' + point.ttl + ': ' + point.address);
-    L.circleMarker([point.lat, point.lon], {radius: destination ? 10 : 7,
-      color: destination ? '#000000' : '#333333', weight: destination ? 3 : 1,
-      fillColor: point.colour, fillOpacity: 0.95,
-      className: destination ? 'tracekit-destination' : 'tracekit-hop'})
+    var label = document.createElement('div');  // the TTL, on the marker
+    label.className = 'tracekit-marker ' + (destination ? 'tracekit-destination' : 'tracekit-hop');
+    label.style.background = point.colour;
+    label.textContent = String(point.ttl);
+    var size = destination ? 28 : 22;
+    var icon = L.divIcon({html: label, className: 'tracekit-icon', iconSize: [size, size]});
+    L.marker([point.lat, point.lon], {icon: icon, keyboard: false, riseOnHover: true})
       .bindPopup(tracekitPopup(point)).bindTooltip(tip).addTo(map);
   });
-  if (line.length > 1) {
-    L.polyline(line, {color: '#1f4fbf', weight: 3, opacity: 0.8, dashArray: '6 4',
-      className: 'tracekit-route'}).addTo(map);
-  }
-  if (line.length) {  // leave room for the hop panel on the right
-    map.fitBounds(L.latLngBounds(line).pad(0.2), {maxZoom: 6, paddingTopLeft: [20, 70],
-      paddingBottomRight: [330, 20]});
+  if (line.length) {  // at once, no animation: the page shows its final view when it loads
+    map.fitBounds(L.latLngBounds(line).pad(0.2), {maxZoom: 6, animate: false,
+      paddingTopLeft: [20, 70], paddingBottomRight: [360, 20]});
   }
 
   var panel = document.getElementById('tracekit-panel');
@@ -285,8 +312,9 @@ function tracekitDraw(map, data, land, credits) {
       });
     });
   });
-  tracekitLine(panel, 'Colour: round-trip time, green (fastest) to red (slowest). ' +
-    'Open circle: start; ringed: destination. Hops without a location are bridged.', 'dim');
+  tracekitLine(panel, 'Numbers: TTL. Colour: round-trip time, green (fastest) to red ' +
+    '(slowest). Open circle: start; ringed: destination. Solid line: a measured link; ' +
+    'dashed grey: hops between left out (silent, or without a location).', 'dim');
   if (data.databases.length) {
     tracekitLine(panel, 'Locations from ' + data.databases.join('; '), 'dim');
   }

@@ -4,6 +4,10 @@ tracekit to server.example (10.0.4.2), 30 hops max, icmp probes
  1  r1.example (10.0.1.2)  0.081 ms  0.032 ms  0.029 ms
  2  * * *
  3  10.0.3.2 (10.0.3.2)  0.110 ms !H  0.049 ms !H  0.045 ms !H
+
+When GeoIP knows the autonomous systems of the hops, a last line sums them up::
+
+AS path: AS64500 → AS64501 → AS64502
 """
 
 from __future__ import annotations
@@ -74,6 +78,24 @@ def hop_line(hop: Hop, numeric: bool = False) -> str:
     return "".join(parts)
 
 
+def as_path(trace: Trace) -> list[int]:
+    """The autonomous systems of the hops in TTL order, each once per stretch of hops."""
+    path: list[int] = []
+    for hop in trace.hops:
+        for host in hop.hosts.values():
+            asn = host.annotations.get("asn")
+            number = asn.get("number") if isinstance(asn, dict) else None
+            if isinstance(number, int) and (not path or path[-1] != number):
+                path.append(number)
+    return path
+
+
+def as_path_line(trace: Trace, arrow: str = "→") -> str | None:
+    """``AS path: AS64500 → AS64501``, or ``None`` when no hop's AS is known."""
+    path = as_path(trace)
+    return "AS path: " + f" {arrow} ".join(f"AS{n}" for n in path) if path else None
+
+
 class TextOutput(Output):
     """Streams the trace in the familiar ``traceroute`` layout. In continuous mode: a live
     view on a terminal (:mod:`tracekit.outputs.live`), and an mtr-style report at the end
@@ -112,6 +134,17 @@ class TextOutput(Output):
             self._write(report(trace, self.target.numeric))
         if trace.end == "interrupted":
             self._write("(interrupted)")
+        line = as_path_line(trace, self._arrow())
+        if line is not None:
+            self._write(line)
+
+    def _arrow(self) -> str:
+        """``→``, or ``->`` where the stream cannot encode it (an ASCII terminal)."""
+        try:
+            "→".encode(getattr(self.target.stream, "encoding", None) or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            return "->"
+        return "→"
 
     def _write(self, line: str) -> None:
         self.target.stream.write(line + "\n")

@@ -342,6 +342,7 @@ class Lab:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``args`` inside ``node``'s namespace and wait for it; output is captured."""
         kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("start_new_session", True)  # see _run
         process = subprocess.run(self.command(node, args), text=True, **kwargs)
         if check and process.returncode != 0:
             raise LabError(f"{' '.join(args)} failed in {node}: {process.stderr.strip()}")
@@ -365,7 +366,7 @@ class Lab:
         return process
 
     def _ip(self, *args: str) -> None:
-        process = subprocess.run(["ip", *args], capture_output=True, text=True)
+        process = _run(["ip", *args])
         if process.returncode != 0:
             raise LabError(f"ip {' '.join(args)}: {process.stderr.strip()}")
 
@@ -392,21 +393,30 @@ class Lab:
         self.close()
 
 
+def _run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a command that builds or removes a lab, in a session of its own: a signal sent to
+    the caller's process group (Ctrl-C, ``timeout``) never cuts it short half way."""
+    return subprocess.run(args, capture_output=True, text=True, start_new_session=True)
+
+
 def remove_namespace(ns: str) -> None:
     """Kill every process inside namespace ``ns`` and delete it, with its ``/etc/netns``."""
-    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    pids = _run(["ip", "netns", "pids", ns]).stdout
     for pid in pids.split():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    _run(["ip", "netns", "del", ns])
     shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
 
 
 def remove_stale_labs() -> None:
-    """Delete namespaces left by labs whose process has died (e.g. after ``kill -9``)."""
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    for line in listing.splitlines():
-        ns = line.split()[0] if line.split() else ""
+    """Delete namespaces, and ``/etc/netns`` entries, left by labs whose process has died
+    (e.g. after ``kill -9``). No lab depends on this: each removes its own in :meth:`close`."""
+    listing = _run(["ip", "netns", "list"]).stdout
+    names = {line.split()[0] for line in listing.splitlines() if line.split()}
+    with contextlib.suppress(OSError):
+        names |= {path.name for path in NETNS_ETC.iterdir()}
+    for ns in sorted(names):
         if not ns.startswith(PREFIX):
             continue
         pid = ns[len(PREFIX) :].split("-")[0]

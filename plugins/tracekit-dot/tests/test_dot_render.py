@@ -170,4 +170,6 @@ def test_tracekit_plugins_lists_the_dot_plugin() -> None:
     )
     dot = next(p for p in json.loads(process.stdout) if p["name"] == "dot")
     assert dot["distribution"] == "tracekit-dot" and dot["version"] == "0.1.0"
-    assert dot["outputs"] == ["dot"] and dot["hooks"] == ["tracekit_register_outputs"]
+    assert [o["name"] for o in dot["outputs"]] == ["dot"]
+    assert dot["outputs"][0]["suffixes"] == [".dot", ".gv"]
+    assert dot["hooks"] == ["tracekit_register_outputs"]

@@ -49,6 +49,7 @@ class DnsProbe(ProbeMethod):
     """DNS queries from one reserved source port, told apart by their transaction ids."""
 
     extra_protocols = (socket.IPPROTO_UDP,)  # the DNS responses
+    sequence_space = 0xFFFE  # the UDP checksum carries seq + 1 (1..0xFFFE)
 
     def __init__(self, context: ProbeContext) -> None:
         from scapy.layers.dns import DNS, DNSQR
@@ -92,7 +93,7 @@ class DnsProbe(ProbeMethod):
             "packet_size": len(self.template),
         }
 
-    def build(self, ttl: int, attempt: int, seq: int) -> bytes:
+    def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
         set_ttl(packet, ttl)
         # The transaction id (first word of the DNS header) steers the UDP checksum.
