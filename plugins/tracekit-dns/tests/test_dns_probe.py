@@ -68,7 +68,7 @@ def response(method: DnsProbe, probe: bytes, **changes: Any) -> Any:
 def test_every_probe_is_the_same_query_on_the_same_flow_with_its_own_checksum(
     probe: DnsProbe,
 ) -> None:
-    packets = [parse(probe, probe.build(ttl=1 + seq // 3, attempt=seq % 3, seq=seq)) for seq in
+    packets = [parse(probe, probe.build(ttl=1 + seq // 3, flow=0, seq=seq)) for seq in
                range(40)]  # fmt: skip
     flows = {(p.src, p.dst, p[UDP].sport, p[UDP].dport) for p in packets}
     assert flows == {(probe.context.source, probe.context.destination, probe.source_port, 53)}
@@ -84,7 +84,7 @@ def test_every_probe_is_the_same_query_on_the_same_flow_with_its_own_checksum(
 
 def test_routers_errors_name_their_probe_even_with_the_shortest_quote(probe: DnsProbe) -> None:
     router = ADDRESSES[probe.context.ip_version][2]
-    sent = probe.build(ttl=2, attempt=1, seq=17)
+    sent = probe.build(ttl=2, flow=0, seq=17)
     header = 20 if probe.context.ip_version == 4 else 40
     for quote in (0, header + 8):  # everything, or the IP header and 8 bytes (RFC 792)
         match = probe.match(
@@ -101,7 +101,7 @@ def test_a_dns_response_or_port_unreachable_from_the_destination_reaches_it(
     probe: DnsProbe,
 ) -> None:
     destination = probe.context.destination
-    sent = probe.build(ttl=4, attempt=0, seq=9)
+    sent = probe.build(ttl=4, flow=0, seq=9)
     match = probe.match(received(probe, response(probe, sent), destination))
     assert match is not None and (match.seq, match.reply, match.outcome) == (
         9,
@@ -128,7 +128,7 @@ def test_a_dns_response_or_port_unreachable_from_the_destination_reaches_it(
     ],
 )
 def test_answers_to_other_queries_are_not_taken(probe: DnsProbe, change: dict[str, Any]) -> None:
-    sent = probe.build(ttl=4, attempt=0, seq=9)
+    sent = probe.build(ttl=4, flow=0, seq=9)
     ids = set(probe.ids)
     others = {
         "id": next(i for i in range(65536) if i not in ids),
@@ -144,8 +144,8 @@ def test_two_traces_never_take_each_other_s_answers(probe: DnsProbe) -> None:
     other = DnsProbe(probe.context)
     try:
         assert other.source_port != probe.source_port
-        sent = other.build(ttl=4, attempt=0, seq=3)
-        probe.build(ttl=4, attempt=0, seq=3)
+        sent = other.build(ttl=4, flow=0, seq=3)
+        probe.build(ttl=4, flow=0, seq=3)
         router = ADDRESSES[probe.context.ip_version][2]
         destination = probe.context.destination
         assert probe.match(received(probe, response(other, sent), destination)) is None
