@@ -76,7 +76,9 @@ def test_without_databases_the_trace_runs_unannotated(tracekit_lab: Lab, tmp_pat
     env.pop("TRACEKIT_ASN_DB", None)
     code, report, stderr = trace(tracekit_lab, env=env)
     assert code == 0 and stderr == ""
-    assert all(set(h) == {"address", "name", "stats"} for hop in report["hops"] for h in hop["hosts"])
+    assert all(
+        set(h) == {"address", "name", "stats"} for hop in report["hops"] for h in hop["hosts"]
+    )
 
 
 def test_private_addresses_unknown_to_the_database_stay_listed(
