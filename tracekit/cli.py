@@ -19,12 +19,12 @@ from tracekit.cli_geoip import geoip
 from tracekit.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_NOT_REACHED,
     EXIT_REACHED,
+    Interrupted,
     TracekitError,
 )
-
-EXIT_INTERRUPTED = 130
 
 
 class DefaultGroup(click.Group):
@@ -226,7 +226,11 @@ def trace(host: str, **options: Any) -> int:
             "source_port": options["source_port"],
         },
     )
-    trace = run_trace(get_plugin_manager(plugins=options["plugins"]), request)
+    try:
+        trace = run_trace(get_plugin_manager(plugins=options["plugins"]), request)
+    except KeyboardInterrupt:
+        # The outputs have had their say; click would add an empty line for the "^C".
+        raise Interrupted("interrupted") from None
     return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED
 
 
