@@ -12,6 +12,7 @@ packages=(
   chromium    # headless browser: render the HTML map
   graphviz    # dot: render the graphs of the tracekit-dot plugin
   dnsmasq-base  # a DNS server (no service) for the tracekit-dns plugin's tests
+  tmux        # a real terminal for the live view's tests
 )
 missing=()
 for package in "${packages[@]}"; do
