@@ -13,6 +13,7 @@ packages=(
   graphviz    # dot: render the graphs of the tracekit-dot plugin
   dnsmasq-base  # a DNS server (no service) for the tracekit-dns plugin's tests
   python3-venv  # python3 -m venv: a place for tox where pip may not install (below)
+  tmux        # a real terminal for the live view's tests
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
+from tracekit.model import Hop, Host, ProbeInfo, Trace
+from tracekit.outputs.map import (
+    HEAVY_LOSS_COLOUR,
+    LOSS_STEPS,
+    NO_LOSS_COLOUR,
+    loss_colour,
+    map_data,
+)
 from tracekit.sanitize import printable
+from tracekit.stats import HopStats, RttStats
 from tracekit.testing import Lab
 from tracekit.testing.geodb import PLACES, Place, write_databases
 
@@ -81,6 +90,9 @@ window.addEventListener('load', function () {
   root.setAttribute('data-view', tracekitTestView(map));
   root.setAttribute('data-markers', JSON.stringify(Array.prototype.map.call(
     document.querySelectorAll('.tracekit-marker'), function (m) { return m.textContent; })));
+  root.setAttribute('data-marker-fills', JSON.stringify(Array.prototype.map.call(
+    document.querySelectorAll('.tracekit-marker'),
+    function (m) { return getComputedStyle(m).backgroundColor; })));
   root.setAttribute('data-attribution',
     document.querySelector('.leaflet-control-attribution').textContent);
   var panel = document.getElementById('tracekit-panel');
@@ -103,8 +115,13 @@ class Dom(HTMLParser):
         self.classes: list[str] = []
         self.handlers: list[tuple[str, str]] = []
         self.panel_text: list[str] = []
+        #: ``(classes, fill colour)`` of every marker drawn (SVG paths).
+        self.markers: list[tuple[list[str], str]] = []
         self._in_title = False
         self._panel_depth = 0
+        #: The text of the title box (top left).
+        self.box_text: list[str] = []
+        self._box_depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k: v or "" for k, v in attrs}
@@ -113,19 +130,27 @@ class Dom(HTMLParser):
         self._in_title = tag == "title"
         self.classes += values.get("class", "").split()
         self.handlers += [(tag, k) for k in values if k.startswith("on")]
+        if tag == "path" and "fill" in values:
+            self.markers.append((values.get("class", "").split(), values["fill"]))
         if values.get("id") == "tracekit-panel" or self._panel_depth:
             self._panel_depth += 1
+        if values.get("id") == "tracekit-title" or self._box_depth:
+            self._box_depth += 1
 
     def handle_endtag(self, tag: str) -> None:
         self._in_title = False
         if self._panel_depth:
             self._panel_depth -= 1
+        if self._box_depth:
+            self._box_depth -= 1
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title += data
         if self._panel_depth:
             self.panel_text.append(data)
+        if self._box_depth:
+            self.box_text.append(data)
 
 
 def contrast(colour: str, background: str) -> float:
@@ -254,3 +279,113 @@ def test_map_with_locations_off_says_so(tracekit_lab: Lab, tmp_path: Path) -> No
     text = page.read_text()
     assert "Locations are off (--no-geo)" in text
     assert "No hop could be located" not in text
+
+
+def marker_fills(dom: Dom) -> dict[str, str]:
+    """The fill colour of each hop and destination marker, by the address in its tooltip
+    (markers are drawn in the order of the points)."""
+    fills = json.loads(dom.attributes["data-marker-fills"])
+    tooltips = [t for t in json.loads(dom.attributes["data-tooltips"]) if t.startswith("TTL ")]
+    assert len(fills) == len(tooltips)
+    return {tip.split(": ")[1]: _hex(fill) for tip, fill in zip(tooltips, fills, strict=True)}
+
+
+def _hex(css: str) -> str:
+    """``rgb(46, 125, 50)`` (a computed colour) as ``#2e7d32``."""
+    red, green, blue = (int(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def test_continuous_map_shows_loss_and_statistics(
+    tracekit_lab: Lab, tracekit_geodb: tuple[Path, Path], tmp_path: Path
+) -> None:
+    city, asn = tracekit_geodb
+    page = tmp_path / "rounds.html"
+    process = tracekit_lab.tracekit(
+        tracekit_lab.address("server"), "-n", "--geoip-db", str(city), "--asn-db", str(asn),
+        "--out", str(page), "-c", "3", "-i", "0.1",
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    dom = render(page, ARTIFACTS / "map-continuous.png")
+    assert json.loads(dom.attributes["data-errors"]) == []
+
+    located = [a for a in tracekit_lab.expected_hops() if a is not None]
+    assert marker_fills(dom) == dict.fromkeys(located, NO_LOSS_COLOUR)  # no loss: all green
+    panel = "".join(dom.panel_text)
+    assert "".join(dom.box_text).endswith(", reached, 3 rounds every 0.1 s")
+    # every answering hop: its loss, rate-limited share, round trips and jitter
+    assert panel.count("Loss% 0.0, Snt 3, Lim% 0.0") == len(located)
+    assert panel.count("Avg ") == len(located) and panel.count("Jitter avg ") == len(located)
+    assert "Loss% ---, Snt 3 (no answer: its loss cannot be told)" in panel  # the silent r2
+    assert "forwarding loss of the hop: green none, amber under 5 %" in panel
+    popups = json.loads(dom.attributes["data-popups"])
+    server = next(p for p in popups if p.startswith("destination, TTL 4"))
+    assert "Loss% 0.0, Snt 3, Lim% 0.0" in server and "StDev " in server and "Jitter" in server
+    assert "RTT " not in panel  # no per-probe round trips in continuous mode
+
+
+@pytest.fixture(scope="module")
+def lossy_lab() -> Any:
+    """The chain of the shared lab, where the server drops every other echo request."""
+    from tracekit.testing.pytest_plugin import _require_root
+
+    _require_root()
+    with Lab(routers=3, silent=[2]) as lab:
+        lab.nft(
+            "server",
+            "table inet lossy { chain input { type filter hook input priority 0;"
+            " policy accept; icmp type echo-request numgen inc mod 2 == 0 drop; }; }",
+        )
+        yield lab
+
+
+def test_continuous_map_colours_a_lossy_hop(lossy_lab: Lab, tmp_path: Path) -> None:
+    city, asn = write_databases(lossy_lab, tmp_path / "db")
+    page = tmp_path / "lossy.html"
+    process = lossy_lab.tracekit(
+        lossy_lab.address("server"), "-n", "--geoip-db", str(city), "--asn-db", str(asn),
+        "--out", str(page), "-c", "10", "-i", "0.1",
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    dom = render(page, tmp_path / "lossy.png")
+    assert json.loads(dom.attributes["data-errors"]) == []
+    fills = marker_fills(dom)
+    server = lossy_lab.address("server")
+    assert fills.pop(server) == HEAVY_LOSS_COLOUR  # about half lost: red
+    assert set(fills.values()) == {NO_LOSS_COLOUR}  # the routers lose nothing
+    panel = "".join(dom.panel_text)
+    assert "Snt 10, Lim% 0.0" in panel and "Loss% 0.0, Snt 10" in panel
+
+
+def test_loss_colour_scale() -> None:
+    def hop(sent: int, received: int, withheld: int = 0) -> HopStats:
+        stats = HopStats(sent=sent, unanswered=sent - received, rate_limited=withheld)
+        for _ in range(received):
+            stats.add(1.0)
+        return stats
+
+    amber, orange = (colour for _, colour in LOSS_STEPS)
+    assert loss_colour(hop(100, 100)) == NO_LOSS_COLOUR
+    assert loss_colour(hop(100, 60, withheld=40)) == NO_LOSS_COLOUR  # rate-limited, not lost
+    assert loss_colour(hop(100, 99)) == amber
+    assert loss_colour(hop(100, 95)) == orange
+    assert loss_colour(hop(100, 80)) == HEAVY_LOSS_COLOUR
+    assert loss_colour(hop(10, 0)) == loss_colour(None) == "#777777"  # silent: not told
+
+
+def test_continuous_map_data_shows_each_responder() -> None:
+    trace = Trace("server", "10.0.4.2", 4, ProbeInfo("icmp"), cycles=2, interval=1.0, rounds=2)
+    stats = HopStats(sent=2)
+    hop = Hop(1, stats=stats)
+    for address, rtt in (("10.0.1.2", 1.0), ("10.0.9.2", 3.0)):
+        stats.add(rtt)
+        own = RttStats()
+        own.add(rtt)
+        hop.hosts[address] = Host(address, stats=own)
+    trace.hops = [hop]
+    data = map_data(trace)
+    first, second = data["hops"][0]["hosts"]
+    assert data["hops"][0]["stats"][0] == "Loss% 0.0, Snt 2, Lim% 0.0"
+    assert first["stats"][0] == "1 answer: Avg 1.000, Best 1.000, Wrst 1.000, StDev 0.000 ms"
+    assert second["stats"][0].startswith("1 answer: Avg 3.000")
+    assert data["subtitle"].endswith(", 2 rounds every 1 s")

@@ -21,14 +21,15 @@ from tracekit.cli_geoip import geoip
 from tracekit.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_NOT_REACHED,
     EXIT_REACHED,
     BadInput,
     CannotProbe,
+    Interrupted,
     TracekitError,
 )
 
-EXIT_INTERRUPTED = 130
 #: What the built-in plugins provide, for --help (which loads no plugin, to stay fast).
 BUILTIN_PROBES = ("icmp", "udp", "tcp")
 BUILTIN_FORMATS = ("text", "json", "jsonl", "map")
@@ -246,7 +247,11 @@ def trace(host: str, **options: Any) -> int:
             "source_port": options["source_port"],
         },
     )
-    trace = run_trace(get_plugin_manager(plugins=options["plugins"]), request)
+    try:
+        trace = run_trace(get_plugin_manager(plugins=options["plugins"]), request)
+    except KeyboardInterrupt:
+        # The outputs have had their say; click would add an empty line for the "^C".
+        raise Interrupted("interrupted") from None
     return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED
 
 

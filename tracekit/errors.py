@@ -15,6 +15,8 @@ EXIT_BAD_INPUT = 2
 EXIT_CANNOT_PROBE = 3
 #: Something failed that should not have: a bug in tracekit or in a plugin.
 EXIT_INTERNAL = 4
+#: Interrupted (Ctrl-C, ``SIGINT``).
+EXIT_INTERRUPTED = 130
 
 
 class TracekitError(Exception):
@@ -47,3 +49,9 @@ class CannotDownload(TracekitError):
     """A download failed: the network, the server, or a file that is not what it should be."""
 
     exit_code = EXIT_CANNOT_PROBE
+
+
+class Interrupted(TracekitError):
+    """Ctrl-C during a trace, after the outputs wrote what was complete."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -5,6 +5,10 @@ the route, so it reads as a map even when no tiles can be fetched. Text from the
 (reverse DNS names, ASN organisations, database strings) never reaches the page as markup:
 it travels as JSON data, escaped for a ``<script>`` block, and is put into the page with
 ``textContent`` only.
+
+In continuous mode (``-c``) each hop is coloured by its forwarding loss (:func:`loss_colour`)
+and the popups and the side panel show its statistics (Loss%, Snt, Lim%, round trips,
+jitter), and those of each responder where a hop has several.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Host, Trace
 from tracekit.output import Output
 from tracekit.sanitize import printable
+from tracekit.stats import HopStats, RttStats
 
 ASSETS = files("tracekit.outputs") / "mapassets"
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -33,6 +38,21 @@ NO_LOCATIONS = (
     "addresses. Run 'tracekit geoip download' or pass --geoip-db FILE."
 )
 GEO_OFF = "Locations are off (--no-geo): the route is listed, not placed."
+#: Continuous mode: a hop's colour by its forwarding loss: green with no loss at all, then
+#: the first ``(under, colour)`` step whose bound (percent) the loss is under, else red.
+NO_LOSS_COLOUR = "#2e9e44"  # green
+LOSS_STEPS = [(5.0, "#f0a81c"), (20.0, "#f06a1c")]  # amber, orange
+HEAVY_LOSS_COLOUR = "#d62728"  # red
+NO_ANSWER_COLOUR = "#777777"
+_SHAPES = (
+    "Open circle: start; ringed: destination. Solid line: a measured link; dashed grey: "
+    "hops between left out (silent, or without a location)."
+)
+RTT_LEGEND = "Numbers: TTL. Colour: round-trip time, green (fastest) to red (slowest). " + _SHAPES
+LOSS_LEGEND = (
+    "Numbers: TTL. Colour: forwarding loss of the hop: green none, amber under 5 %, orange "
+    "under 20 %, red 20 % or more. Answers withheld by a rate limit (Lim%) are not loss. " + _SHAPES
+)
 
 
 def script_json(value: Any) -> str:
@@ -72,23 +92,80 @@ def _host_info(host: Host) -> dict[str, Any]:
     }
 
 
+def loss_colour(stats: HopStats | None) -> str:
+    """The colour of a hop in continuous mode, by its forwarding loss (:data:`LOSS_STEPS`);
+    grey for a hop that never answered (its loss cannot be told). Answers withheld by a rate
+    limit are not loss."""
+    loss = stats.loss_pct if stats is not None else None
+    if loss is None:
+        return NO_ANSWER_COLOUR
+    if loss == 0:
+        return NO_LOSS_COLOUR
+    return next((colour for under, colour in LOSS_STEPS if loss < under), HEAVY_LOSS_COLOUR)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _rtt_line(stats: RttStats) -> str:
+    return (
+        f"Avg {_ms(stats.avg_ms)}, Best {_ms(stats.best_ms)}, Wrst {_ms(stats.worst_ms)}, "
+        f"StDev {_ms(stats.stdev_ms)} ms"
+    )
+
+
+def _jitter_line(stats: RttStats) -> str:
+    return f"Jitter avg {_ms(stats.javg_ms)}, max {_ms(stats.jmax_ms)} ms"
+
+
+def hop_summary(stats: HopStats | None) -> list[str]:
+    """A hop's statistics in continuous mode, as the popups and the panel show them."""
+    if stats is None or not stats.received:
+        sent = stats.sent if stats is not None else 0
+        return [f"Loss% ---, Snt {sent} (no answer: its loss cannot be told)"]
+    loss, limited = stats.loss_pct or 0.0, stats.rate_limited_pct or 0.0
+    return [
+        f"Loss% {loss:.1f}, Snt {stats.sent}, Lim% {limited:.1f}",
+        _rtt_line(stats),
+        _jitter_line(stats),
+    ]
+
+
+def host_summary(stats: RttStats | None) -> list[str]:
+    """One responder's own answers in continuous mode."""
+    if stats is None or not stats.received:
+        return []
+    answers = "1 answer" if stats.received == 1 else f"{stats.received} answers"
+    return [f"{answers}: {_rtt_line(stats)}", _jitter_line(stats)]
+
+
 def map_data(trace: Trace) -> dict[str, Any]:
     """Everything the page shows, as plain data."""
     rtts = [p.rtt_ms for h in trace.hops for p in h.probes if p.rtt_ms is not None]
     slowest = max(rtts, default=0.0)
+    continuous = trace.continuous
     hops, points = [], []
     for hop in trace.hops:
         hosts = []
+        summary = hop_summary(hop.stats) if continuous else []
         for host in hop.hosts.values():
             info = _host_info(host)
-            mine = [p.rtt_ms for p in hop.probes if p.address == host.address and p.rtt_ms]
-            info["rtts"] = [round(r, 3) for r in mine]
-            info["colour"] = _rtt_colour(min(mine, default=None), slowest)
+            if continuous:
+                info["rtts"] = []
+                # A responder's own answers, where it shares its hop with others.
+                info["stats"] = host_summary(host.stats) if len(hop.hosts) > 1 else []
+                info["colour"] = loss_colour(hop.stats)
+            else:
+                mine = [p.rtt_ms for p in hop.probes if p.address == host.address and p.rtt_ms]
+                info["rtts"] = [round(r, 3) for r in mine]
+                info["stats"] = []
+                info["colour"] = _rtt_colour(min(mine, default=None), slowest)
             hosts.append(info)
             if info["lat"] is not None:
                 role = "destination" if host.address == trace.address else "hop"
-                points.append({**info, "ttl": hop.ttl, "role": role})
-        hops.append({"ttl": hop.ttl, "hosts": hosts})
+                points.append({**info, "ttl": hop.ttl, "role": role, "hop": summary})
+        hops.append({"ttl": hop.ttl, "hosts": hosts, "stats": summary})
     origin = None
     if trace.settings.get("origin"):
         lat, lon = trace.settings["origin"]
@@ -113,9 +190,15 @@ def map_data(trace: Trace) -> dict[str, Any]:
     status = {"reached": "reached", "unreachable": "unreachable"}.get(
         trace.end or "", "not reached"
     )
+    subtitle = f"{trace.probe.method} probes, {started}, {status}"
+    if continuous:
+        rounds = "1 round" if trace.rounds == 1 else f"{trace.rounds} rounds"
+        subtitle += f", {rounds} every {trace.interval:g} s"
     return {
         "title": f"tracekit: {printable(trace.target)} ({trace.address})",
-        "subtitle": f"{trace.probe.method} probes, {started}, {status}",
+        "subtitle": subtitle,
+        "continuous": continuous,
+        "legend": LOSS_LEGEND if continuous else RTT_LEGEND,
         "hops": hops,
         "points": points,
         "origin": origin,
@@ -206,6 +289,7 @@ STYLE = """
 #tracekit-panel .hop { padding: 3px 0; border-bottom: 1px solid #ddd; }
 #tracekit-panel .ttl { display: inline-block; width: 2.2em; font-weight: bold; }
 #tracekit-panel .dim { color: #4a4a4a; }
+#tracekit-panel .stats, .tracekit-popup .stats { font-variant-numeric: tabular-nums; }
 .tracekit-popup { font: 12px/1.35 system-ui, sans-serif; }
 .tracekit-popup div { white-space: nowrap; }
 .tracekit-marker { display: flex; align-items: center; justify-content: center; width: 100%;
@@ -233,13 +317,14 @@ function tracekitDescribe(host) {
   if (host.rtts && host.rtts.length) {
     lines.push('RTT ' + host.rtts.map(function (r) { return r.toFixed(3); }).join(' / ') + ' ms');
   }
-  return lines;
+  return lines.concat(host.stats || []);
 }
 function tracekitPopup(point) {
   var div = document.createElement('div');
   div.className = 'tracekit-popup';
   tracekitLine(div, (point.role === 'destination' ? 'destination, ' : '') + 'TTL ' + point.ttl);
   tracekitDescribe(point).forEach(function (line) { tracekitLine(div, line); });
+  (point.hop || []).forEach(function (line) { tracekitLine(div, line, 'stats'); });
   return div;
 }
 function tracekitDraw(map, data, land, credits, tiles) {
@@ -311,10 +396,9 @@ function tracekitDraw(map, data, land, credits, tiles) {
         part.style.display = (i === 0 && j === 0) ? 'inline' : 'block';
       });
     });
+    (hop.stats || []).forEach(function (text) { tracekitLine(row, text, 'stats'); });
   });
-  tracekitLine(panel, 'Numbers: TTL. Colour: round-trip time, green (fastest) to red ' +
-    '(slowest). Open circle: start; ringed: destination. Solid line: a measured link; ' +
-    'dashed grey: hops between left out (silent, or without a location).', 'dim');
+  tracekitLine(panel, data.legend, 'dim');
   if (data.databases.length) {
     tracekitLine(panel, 'Locations from ' + data.databases.join('; '), 'dim');
   }

@@ -127,7 +127,8 @@ class TextOutput(Output):
 
     def finish(self, trace: Trace) -> None:
         if self.live is not None:
-            self.live.stop()
+            live, self.live = self.live, None
+            live.stop()
         if trace.continuous:
             from tracekit.outputs.report import report
 
