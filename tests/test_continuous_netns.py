@@ -187,5 +187,7 @@ def test_real_loss_shows_behind_the_lossy_router_and_not_before(
     assert hosts(report) == lab.expected_hops()
     loss = answering_loss(report)
     assert loss[:2] == [0.0, 0.0], report["hops"]  # r1, and r2 itself
-    for behind in loss[2:]:  # r3 and the server: about 30 %
-        assert 12 <= behind <= 50, report["hops"]
+    # The server answers every probe that reaches it (60 of them): about 30 % lost. r3 is
+    # paced to its ICMP budget, one probe a second, so its share rests on fewer probes.
+    assert 15 <= loss[3] <= 45, report["hops"]
+    assert 5 <= loss[2] <= 65, report["hops"]
