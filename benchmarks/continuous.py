@@ -43,8 +43,8 @@ TARGET_US = 100.0
 #: Peak RSS a run of LONG rounds may add to one of COUNT rounds before memory is said to grow.
 GROWTH_KIB = 2048
 MTR_METHODS = {"icmp": [], "udp": ["-u"], "tcp": ["-T", "-P", "80"]}
-#: Run from the checkout, so ``python -m tracekit`` is the code benchmarked.
-ROOT = Path(__file__).resolve().parent.parent
+#: Where the children run: ``python -m tracekit`` there is the tracekit this script imports.
+ROOT = Path(tracekit.__file__).resolve().parent.parent
 
 
 @dataclass
@@ -568,6 +568,9 @@ def print_micro(m: dict[str, Any]) -> None:
 
 
 def print_table(result: dict[str, Any]) -> None:
+    before, after = (result[f"load_average_{k}"][0] for k in ("before", "after"))
+    print(f"Python {result['python']}, {result['cpus']} CPUs, load average {before:.2f} "
+          f"before, {after:.2f} after (other work on the machine skews the figures)")  # fmt: skip
     if "continuous" in result:
         print_continuous(result, result["continuous"])
     if "micro" in result:
@@ -604,11 +607,13 @@ def main() -> int:
         "count": args.count,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
     }
     if not args.micro_only:
         result["continuous"] = continuous(args)
     if not args.no_micro:
         result["micro"] = micro(args.micro_seconds)
+    result["load_average_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2, default=asdict))
     else:
