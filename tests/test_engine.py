@@ -13,6 +13,7 @@ from tracekit.model import Hop
 from tracekit.probe import Match, Outcome, ProbeMethod, Received
 from tracekit.strategies import Wait
 from tracekit.strategies.classic import Classic, Schedule
+from tracekit.strategies.rounds import Rounds
 
 
 @dataclass
@@ -219,3 +220,15 @@ def test_unrelated_packets_are_ignored() -> None:
     heapq.heappush(path._queue, (path.now + 0.0001, 0, bytes([0xFF, 0, 0])))
     _, hops = trace(path)
     assert addresses(hops) == ["10.0.1.2", "10.0.2.2"]
+
+
+def test_sequence_numbers_are_forgotten_once_rested() -> None:
+    """A long continuous run keeps the sequence numbers still resting, not one per probe."""
+    path = SimulatedPath(3)
+    engine = Engine(CountingMethod(path), Rounds(Schedule(), 200, 0.05), quarantine=1.0)
+    events = list(drive(engine, path, clock=path.clock))
+    assert isinstance(events[-1], TraceFinished)
+    assert len(path.sent) >= 600
+    # Three probes a round, twenty rounds a second, one second of rest; the first round
+    # probes up to the window (16 TTLs).
+    assert len(engine._resting) <= 3 * 20 + 16

@@ -19,6 +19,7 @@ answer to a recycled number is never taken for a newer probe's.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from typing import TYPE_CHECKING
 
 from tracekit.events import Event, Probe
@@ -44,6 +45,9 @@ class Engine:
         self._space = method.sequence_space
         self._held: dict[int, Probe] = {}
         self._resting: dict[int, float] = {}
+        #: ``(until, seq)`` of ``_resting``, in the order released: ended rests are dropped,
+        #: so memory follows the probes of one quarantine, not the length of the run.
+        self._released: deque[tuple[float, int]] = deque()
         self._next_seq = 0
         self._ids = itertools.count()
         self._outbox: list[Probe] = []
@@ -112,7 +116,13 @@ class Engine:
         """Free ``probe``'s sequence number: answers to it are no longer taken."""
         if self._held.get(probe.seq) is probe:
             del self._held[probe.seq]
-            self._resting[probe.seq] = now + self.quarantine
+            until = self._resting[probe.seq] = now + self.quarantine
+            released = self._released
+            released.append((until, probe.seq))
+            while released[0][0] <= now:
+                ended, seq = released.popleft()
+                if self._resting.get(seq) == ended:
+                    del self._resting[seq]
 
     def emit(self, event: Event) -> None:
         self._events.append(event)

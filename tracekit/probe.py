@@ -11,13 +11,39 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
     from tracekit.replies import MplsLabel
     from tracekit.wire import Reply
+
+_T = TypeVar("_T")
+
+
+class _cached(Generic[_T]):
+    """``functools.cached_property`` without its lock: before Python 3.12 that takes an
+    ``RLock`` on every first access, microseconds for each packet received."""
+
+    def __init__(self, function: Callable[[Any], _T]) -> None:
+        self.function = function
+        self.name = function.__name__
+        self.__doc__ = function.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _cached[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
+    def __get__(self, instance: object | None, owner: type | None = None) -> _T | _cached[_T]:
+        if instance is None:
+            return self
+        # In the instance's __dict__ (frozen dataclasses too): later reads never come here.
+        value = instance.__dict__[self.name] = self.function(instance)
+        return value
 
 
 class Outcome(enum.Enum):
@@ -62,14 +88,14 @@ class Received:
     #: IP TTL / IPv6 hop limit the packet arrived with.
     ttl: int | None = None
 
-    @cached_property
+    @_cached
     def reply(self) -> Reply | None:
         """The packet read from its bytes (:mod:`tracekit.wire`): cheap, no scapy."""
         from tracekit.wire import parse
 
         return parse(self.data, self.ip_version)
 
-    @cached_property
+    @_cached
     def packet(self) -> Any:
         """The packet parsed by scapy (an ``IP`` or ``IPv6`` layer), parsed on first use."""
         if self.ip_version == 4:

@@ -134,15 +134,16 @@ def attribute(hops: Sequence[HopStats]) -> None:
         if not stats.received:
             stats.rate_limited = 0
             continue
-        own = None
-        if stats.sent_budgeted:
-            own = stats.unanswered_budgeted / stats.sent_budgeted
-        stats.rate_limited = withheld(
-            stats.unanswered - stats.unanswered_budgeted,
-            stats.sent - stats.sent_budgeted,
-            behind,
-            own,
-        )
+        unexplained = stats.unanswered - stats.unanswered_budgeted
+        if not unexplained:  # what withheld() says, without its cost (every hop, every answer)
+            stats.rate_limited = 0
+        else:
+            own = None
+            if stats.sent_budgeted:
+                own = stats.unanswered_budgeted / stats.sent_budgeted
+            stats.rate_limited = withheld(
+                unexplained, stats.sent - stats.sent_budgeted, behind, own
+            )
         behind.append((stats.unanswered, stats.sent))
 
 

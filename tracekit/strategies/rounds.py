@@ -58,6 +58,9 @@ class Rounds(Strategy):
         #: Given-up probes whose sequence numbers are still held, oldest first.
         self._held: deque[Probe] = deque()
         self._hops: dict[int, Hop] = {}
+        #: ``_hops`` in TTL order, and their statistics; ``None`` when a TTL came or went.
+        self._ordered: list[Hop] | None = None
+        self._ordered_stats: list[HopStats] = []
         self._worst: dict[int, float] = {}
         self._deepest = 0
         self.dest_ttl: int | None = None
@@ -71,14 +74,17 @@ class Rounds(Strategy):
 
     def hops(self) -> list[Hop]:
         """Every hop probed so far, in TTL order, with statistics (rate limits attributed)."""
-        hops = [self._hops[t] for t in sorted(self._hops)]
-        attribute([h.stats for h in hops if h.stats is not None])
-        return hops
+        if self._ordered is None:
+            self._ordered = [self._hops[t] for t in sorted(self._hops)]
+            self._ordered_stats = [h.stats for h in self._ordered if h.stats is not None]
+        attribute(self._ordered_stats)
+        return list(self._ordered)
 
     def _hop(self, ttl: int) -> Hop:
         hop = self._hops.get(ttl)
         if hop is None:
             hop = self._hops[ttl] = Hop(ttl, stats=HopStats())
+            self._ordered = None
         return hop
 
     def _limit(self) -> int:
@@ -214,6 +220,7 @@ class Rounds(Strategy):
             self._cancel(p, now)
         for t in [t for t in self._hops if t > ttl]:
             del self._hops[t]
+            self._ordered = None
 
     def _cancel(self, probe: Probe, now: float) -> None:
         probe.cancelled = True

@@ -1,0 +1,638 @@
+"""Benchmark tracekit's continuous mode: CPU per probe, memory, mtr, and the hot path.
+
+On a namespace network (routers without ICMP rate limits):
+
+1. CPU per probe of ``tracekit SERVER -n -c COUNT -i INTERVAL --format json`` in the client's
+   namespace: the child's user+sys CPU (``os.wait4``), minus that of a ``-c 1`` run (start-up),
+   divided by the probes sent (the hops' ``stats.sent``). Peak RSS of ``-c 1``, ``-c COUNT``
+   and ``-c LONG``: memory must not grow with rounds.
+2. ``mtr -n -r -c COUNT -i INTERVAL`` in the same network, measured the same way (its
+   ``mtr-packet`` helper included), and the ratios tracekit/mtr.
+3. In-process micro-figures: microseconds per ``ProbeMethod.build``, per ``ProbeMethod.match``
+   (an error quoting our probe, the destination's answer, an unrelated packet) for icmp, udp
+   and tcp over IPv4 and IPv6, and per probe of ``Engine`` with the ``Rounds`` strategy.
+
+Never sends anything outside the namespaces it builds. Needs root for 1 and 2 (``--micro-only``
+runs 3 alone, without root).
+
+    python benchmarks/continuous.py [--runs 3] [--count 1500] [--interval 0.005] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tracekit
+
+#: CPU per probe a continuous run may cost (the issue's target), in microseconds.
+TARGET_US = 100.0
+#: Peak RSS a run of LONG rounds may add to one of LONG/2 rounds before memory is said to grow.
+#: (Shorter runs are not the steady state: a released sequence number rests for
+#: ``tracekit.engine.QUARANTINE`` seconds, so the table of resting ones fills for that long.)
+GROWTH_KIB = 1024
+MTR_METHODS = {"icmp": [], "udp": ["-u"], "tcp": ["-T", "-P", "80"]}
+#: Where the children run: ``python -m tracekit`` there is the tracekit this script imports.
+ROOT = Path(tracekit.__file__).resolve().parent.parent
+
+
+@dataclass
+class Usage:
+    """What one child process cost."""
+
+    cpu: float
+    user: float
+    sys: float
+    maxrss_kib: int
+    wall: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_child(command: list[str]) -> Usage:
+    """Run ``command`` and return its own CPU and peak RSS (``os.wait4``: this child and the
+    children it waited for, nothing else this script started)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Usage(
+            cpu=usage.ru_utime + usage.ru_stime,
+            user=usage.ru_utime,
+            sys=usage.ru_stime,
+            maxrss_kib=usage.ru_maxrss,
+            wall=wall,
+            returncode=process.returncode,
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
+
+
+# -- tracekit and mtr in the lab ---------------------------------------------------------------
+
+
+def tracekit_run(lab: Any, server: str, version: int, probe: str, count: int, interval: str):
+    command = lab.command(
+        "client",
+        [sys.executable, "-m", "tracekit", server, f"-{version}", "--probe", probe, "-n",
+         "-c", str(count), "-i", interval, "--format", "json"],
+    )  # fmt: skip
+    usage = run_child(command)
+    if usage.returncode != 0:
+        raise SystemExit(f"tracekit -c {count} failed ({usage.returncode}): {usage.stderr}")
+    report = json.loads(usage.stdout)
+    sent = sum(hop["stats"]["sent"] for hop in report["hops"])
+    received = sum(hop["stats"]["received"] for hop in report["hops"])
+    return usage, sent, received, len(report["hops"])
+
+
+#: One hop of ``mtr -r``: "  3.|-- 10.0.3.2   0.0%   300 ...".
+MTR_HOP = re.compile(r"^\s*\d+\.\|--\s+(\S+)\s+([\d.]+)%\s+(\d+)")
+
+
+def mtr_run(lab: Any, server: str, version: int, probe: str, count: int, interval: str):
+    command = lab.command(
+        "client",
+        ["mtr", "-n", "-r", f"-{version}", *MTR_METHODS[probe], "-c", str(count),
+         "-i", interval, server],
+    )  # fmt: skip
+    usage = run_child(command)
+    hops = [MTR_HOP.match(line) for line in usage.stdout.splitlines()]
+    hops = [h for h in hops if h]
+    if usage.returncode != 0 or not hops:
+        return usage, None, None, 0
+    sent = sum(int(h.group(3)) for h in hops)
+    received = round(sum(int(h.group(3)) * (1 - float(h.group(2)) / 100) for h in hops))
+    return usage, sent, received, len(hops)
+
+
+def find_mtr(install: bool) -> tuple[str | None, str]:
+    """The mtr command, installing Debian's ``mtr-tiny`` if missing and apt is usable."""
+    found = shutil.which("mtr")
+    if found:
+        return found, ""
+    if not install:
+        return None, "mtr is not installed (--no-install)"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None, "mtr is not installed and apt-get is not usable here"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    attempts = [["apt-get", "install", "-y", "-q", "mtr-tiny"]]
+    attempts += [["apt-get", "update", "-q"], *attempts]
+    for command in attempts:
+        subprocess.run(command, capture_output=True, env=env)
+        if command[1] == "install" and shutil.which("mtr"):
+            return shutil.which("mtr"), "installed mtr-tiny with apt-get"
+    return None, "mtr is not installed and apt-get could not install mtr-tiny"
+
+
+def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:
+    """The smallest interval mtr takes, from ``wanted`` up; and a note if it is not that."""
+    for interval in dict.fromkeys([wanted, "0.01", "0.1", "1"]):
+        if float(interval) < float(wanted):
+            continue
+        usage = run_child(lab.command("client", ["mtr", "-n", "-r", "-c", "1", "-i", interval,
+                                                  server]))  # fmt: skip
+        if usage.returncode == 0:
+            note = "" if interval == wanted else f"mtr refuses -i {wanted}: both use -i {interval}"
+            return interval, note
+    raise SystemExit(f"mtr refuses every interval: {usage.stderr.strip()}")
+
+
+#: The floor: what any tool pays per probe in this lab (sendto, the kernel forwarding through
+#: the routers' namespaces, which runs in the sender's context, recvmsg), measured by a bare
+#: raw-socket loop sending prebuilt ICMP echo requests with the same rounds and interval.
+FLOOR = r"""
+import os, select, socket, struct, sys, time
+from tracekit.packets import internet_checksum
+
+src, dst, hops, count, interval = sys.argv[1:6]
+hops, count, interval = int(hops), int(count), float(interval)
+sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+receiver = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+receiver.setblocking(False)
+ident = os.getpid() & 0xFFFF
+packets = []
+for ttl in range(1, hops + 1):
+    icmp = struct.pack("!BBHHH", 8, 0, 0, ident, ttl) + b"tracekit".ljust(32, b"\0")
+    icmp = icmp[:2] + struct.pack("!H", internet_checksum(icmp)) + icmp[4:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, ttl, 1, 0,
+                         socket.inet_aton(src), socket.inet_aton(dst))
+    packets.append(header + icmp)
+sent = received = 0
+due = time.monotonic()
+end = due + count * interval + 0.05
+while True:
+    now = time.monotonic()
+    if sent < count * hops and now >= due:
+        for packet in packets:
+            sender.sendto(packet, (dst, 0))
+        sent += hops
+        due += interval
+    if now >= end:
+        break
+    ready, _, _ = select.select([receiver], [], [], max(0.0, min(due, end) - now))
+    while ready:
+        try:
+            receiver.recvmsg(65535, 256)
+            received += 1
+        except BlockingIOError:
+            break
+print(sent, received)
+"""
+
+
+def floor_run(lab: Any, hops: int, count: int, interval: str) -> tuple[Usage, int, int]:
+    command = lab.command(
+        "client",
+        [sys.executable, "-c", FLOOR, lab.address("client", 4), lab.address("server", 4),
+         str(hops), str(count), interval],
+    )  # fmt: skip
+    usage = run_child(command)
+    if usage.returncode != 0:
+        raise SystemExit(f"the raw-socket loop failed: {usage.stderr}")
+    sent, received = map(int, usage.stdout.split())
+    return usage, sent, received
+
+
+def per_probe(long: Usage, short: Usage, sent: int, sent_short: int, kind: str = "cpu") -> float:
+    """Microseconds of CPU (``kind``: ``cpu``, ``user`` or ``sys``) per probe, start-up (the
+    short run) taken off."""
+    spent = getattr(long, kind) - getattr(short, kind)
+    return spent / max(1, sent - sent_short) * 1e6
+
+
+def continuous(args: argparse.Namespace) -> dict[str, Any]:
+    from tracekit.testing import Lab
+
+    out: dict[str, Any] = {"rows": [], "notes": []}
+    with Lab(routers=args.routers, silent=args.silent, ratelimit=0) as lab:
+        mtr, why = (None, "--no-mtr") if args.no_mtr else find_mtr(not args.no_install)
+        if why:
+            out["notes"].append(why)
+        interval = args.interval
+        if mtr is not None:
+            interval, note = accepted_interval(lab, lab.address("server", 4), args.interval)
+            if note:
+                out["notes"].append(note)
+        out["interval"] = interval
+        for version in args.versions:
+            server = lab.address("server", version)
+            for probe in args.probes:
+                out["rows"].append(measure(lab, server, version, probe, interval, mtr, args))
+    return out
+
+
+def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr: str | None,
+            args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    keys = ("base", "count", "mid", "long", "mtr", "mtr_base", "floor", "floor_base")
+    samples: dict[str, list[Any]] = {k: [] for k in keys}
+    floor = version == 4 and probe == "icmp" and not args.no_floor
+    for _ in range(args.runs):  # alternate the tools, so drift on the machine hits both alike
+        samples["base"].append(tracekit_run(lab, server, version, probe, 1, interval))
+        samples["count"].append(tracekit_run(lab, server, version, probe, args.count, interval))
+        if mtr is not None:
+            samples["mtr_base"].append(mtr_run(lab, server, version, probe, 1, interval))
+            samples["mtr"].append(mtr_run(lab, server, version, probe, args.count, interval))
+        if floor:
+            hops = samples["count"][-1][3]
+            samples["floor_base"].append(floor_run(lab, hops, 1, interval))
+            samples["floor"].append(floor_run(lab, hops, args.count, interval))
+    if args.long:
+        samples["mid"].append(tracekit_run(lab, server, version, probe, args.long // 2, interval))
+        samples["long"].append(tracekit_run(lab, server, version, probe, args.long, interval))
+
+    def us(long: tuple[Any, ...], short: tuple[Any, ...], kind: str = "cpu") -> float:
+        return per_probe(long[0], short[0], long[1], short[1], kind)
+
+    row: dict[str, Any] = {"ip_version": version, "probe": probe, "count": args.count}
+    pairs = list(zip(samples["count"], samples["base"], strict=True))
+    row["tracekit"] = {
+        "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
+        "us_per_probe_all": [round(us(a, b), 1) for a, b in pairs],
+        "probes_sent": samples["count"][0][1],
+        "probes_answered": samples["count"][0][2],
+        "hops": samples["count"][0][3],
+        "user_us_per_probe": statistics.median(us(a, b, "user") for a, b in pairs),
+        "sys_us_per_probe": statistics.median(us(a, b, "sys") for a, b in pairs),
+        "cpu_s": statistics.median(s[0].cpu for s in samples["count"]),
+        "user_s": statistics.median(s[0].user for s in samples["count"]),
+        "sys_s": statistics.median(s[0].sys for s in samples["count"]),
+        "startup_cpu_s": statistics.median(s[0].cpu for s in samples["base"]),
+        "wall_s": statistics.median(s[0].wall for s in samples["count"]),
+        "rss_kib_c1": statistics.median(s[0].maxrss_kib for s in samples["base"]),
+        "rss_kib": statistics.median(s[0].maxrss_kib for s in samples["count"]),
+    }
+    tk = row["tracekit"]
+    tk["pass"] = tk["us_per_probe"] <= TARGET_US
+    if samples["long"]:
+        long = samples["long"][0]
+        tk.update(long_count=args.long, rss_kib_long=long[0].maxrss_kib, probes_sent_long=long[1],
+                  us_per_probe_long=per_probe(long[0], samples["base"][0][0], long[1],
+                                              samples["base"][0][1]))  # fmt: skip
+        mid = samples["mid"][0]
+        tk.update(mid_count=args.long // 2, rss_kib_mid=mid[0].maxrss_kib)
+        tk["memory_bounded"] = long[0].maxrss_kib - mid[0].maxrss_kib <= GROWTH_KIB
+    if samples["mtr"] and all(s[1] for s in samples["mtr"] + samples["mtr_base"]):
+        pairs = list(zip(samples["mtr"], samples["mtr_base"], strict=True))
+        row["mtr"] = {
+            "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
+            "us_per_probe_all": [round(us(a, b), 1) for a, b in pairs],
+            "probes_sent": samples["mtr"][0][1],
+            "probes_answered": samples["mtr"][0][2],
+            "hops": samples["mtr"][0][3],
+            "cpu_s": statistics.median(s[0].cpu for s in samples["mtr"]),
+            "startup_cpu_s": statistics.median(s[0].cpu for s in samples["mtr_base"]),
+            "wall_s": statistics.median(s[0].wall for s in samples["mtr"]),
+            "rss_kib": statistics.median(s[0].maxrss_kib for s in samples["mtr"]),
+        }
+        m = row["mtr"]
+        row["ratio_us_per_probe"] = tk["us_per_probe"] / m["us_per_probe"]
+        row["ratio_cpu"] = tk["cpu_s"] / m["cpu_s"]
+        row["ratio_rss"] = tk["rss_kib"] / m["rss_kib"]
+    elif samples["mtr"]:
+        row["mtr_error"] = samples["mtr"][0][0].stderr.strip() or "no report"
+    if samples["floor"]:
+        pairs = list(zip(samples["floor"], samples["floor_base"], strict=True))
+        row["floor"] = {
+            "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
+            "probes_sent": samples["floor"][0][1],
+            "probes_answered": samples["floor"][0][2],
+            "cpu_s": statistics.median(s[0].cpu for s in samples["floor"]),
+            "rss_kib": statistics.median(s[0].maxrss_kib for s in samples["floor"]),
+        }
+        tk["us_above_floor"] = tk["us_per_probe"] - row["floor"]["us_per_probe"]
+        if "mtr" in row:
+            row["mtr"]["us_above_floor"] = row["mtr"]["us_per_probe"] - row["floor"]["us_per_probe"]
+    return row
+
+
+# -- the hot path, in-process ------------------------------------------------------------------
+
+#: Probes reserve their source port with a real socket, so the source must be local.
+SRC = {4: "127.0.0.1", 6: "::1"}
+DST = {4: "10.0.6.2", 6: "2001:db8:6::2"}
+HOP = {4: "10.0.3.2", 6: "2001:db8:3::2"}
+OTHER = {4: "10.9.9.9", 6: "2001:db8:99::9"}
+SEQ = 7
+
+
+def per_call(function: Callable[[], object], seconds: float) -> float:
+    """Microseconds per call of ``function``: the best of five batches."""
+    n = 1
+    while True:  # batches of about seconds/5
+        start = time.perf_counter()
+        for _ in range(n):
+            function()
+        if time.perf_counter() - start > seconds / 25:
+            break
+        n *= 4
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(n):
+            function()
+        best = min(best, (time.perf_counter() - start) / n)
+    return best * 1e6
+
+
+def replies(method: Any, version: int, probe: str, packet: bytes) -> dict[str, bytes]:
+    """Real reply bytes, built by scapy once: an error quoting ``packet``, the destination's
+    answer to it, and an unrelated ICMP message."""
+    from scapy.layers.inet import ICMP, IP, TCP
+    from scapy.layers.inet6 import (
+        ICMPv6DestUnreach,
+        ICMPv6EchoReply,
+        ICMPv6EchoRequest,
+        ICMPv6TimeExceeded,
+        IPv6,
+    )
+
+    src, dst, hop, other = SRC[version], DST[version], HOP[version], OTHER[version]
+    if version == 4:
+        error = IP(src=hop, dst=src) / ICMP(type=11) / packet
+        unrelated = IP(src=hop, dst=src) / ICMP(type=11) / (IP(src=src, dst=other, ttl=1) / ICMP())
+        unreachable = IP(src=dst, dst=src) / ICMP(type=3, code=3) / packet
+    else:
+        error = IPv6(src=hop, dst=src) / ICMPv6TimeExceeded() / packet
+        unrelated = IPv6(src=hop, dst=src) / ICMPv6TimeExceeded() / (
+            IPv6(src=src, dst=other, hlim=1) / ICMPv6EchoRequest()
+        )  # fmt: skip
+        unreachable = IPv6(src=dst, dst=src) / ICMPv6DestUnreach(code=4) / packet
+    l4 = packet[20 if version == 4 else 40 :]
+    if probe == "icmp":
+        ident, seq = int.from_bytes(l4[4:6], "big"), int.from_bytes(l4[6:8], "big")
+        echo = (
+            ICMP(type=0, id=ident, seq=seq) if version == 4 else ICMPv6EchoReply(id=ident, seq=seq)
+        )
+        answer = (IP(src=dst, dst=src) if version == 4 else IPv6(src=dst, dst=src)) / echo
+    elif probe == "tcp":
+        isn = int.from_bytes(l4[4:8], "big")
+        synack = TCP(sport=method.port, dport=method.source_port, flags="SA", ack=isn + 1)
+        answer = (IP(src=dst, dst=src) if version == 4 else IPv6(src=dst, dst=src)) / synack
+    else:
+        answer = unreachable
+    return {"error": bytes(error), "answer": bytes(answer), "unrelated": bytes(unrelated)}
+
+
+def micro(seconds: float) -> dict[str, Any]:
+    from tracekit.packets import skip_scapy_routes
+
+    skip_scapy_routes()
+    from tracekit.probe import ProbeContext, Received
+    from tracekit.probes.icmp import IcmpEcho
+    from tracekit.probes.tcp import TcpSyn
+    from tracekit.probes.udp import UdpProbe
+    from tracekit.wire import parse
+
+    rows = []
+    for probe, cls in (("icmp", IcmpEcho), ("udp", UdpProbe), ("tcp", TcpSyn)):
+        for version in (4, 6):
+            method = cls(ProbeContext(version, SRC[version], DST[version], {}))
+            try:
+                seq = SEQ
+                packet = method.build(5, 0, seq)
+                row: dict[str, Any] = {"probe": probe, "ip_version": version}
+                row["build_us"] = per_call(lambda m=method: m.build(5, 0, SEQ), seconds)
+                for kind, data in replies(method, version, probe, packet).items():
+                    source = {"error": HOP, "answer": DST, "unrelated": HOP}[kind][version]
+                    match = method.match(Received(data, version, source, 0.0, 64))
+                    expected = kind != "unrelated"
+                    if (match is not None) != expected or (match and match.seq != seq):
+                        raise SystemExit(f"{probe} IPv{version}: {kind} matched as {match}")
+
+                    def call(m=method, d=data, v=version, s=source) -> object:
+                        # a fresh Received each time, as from the socket: parse included
+                        return m.match(Received(d, v, s, 0.0, 64))
+
+                    row[f"match_{kind}_us"] = per_call(call, seconds)
+                    row[f"parse_{kind}_us"] = per_call(lambda d=data, v=version: parse(d, v),
+                                                       seconds)  # fmt: skip
+                rows.append(row)
+            finally:
+                method.close()
+    return {"methods": rows, "engine": engine_micro(rounds=2000)}
+
+
+def engine_micro(rounds: int, hops: int = 6, interval: float = 0.005) -> dict[str, Any]:
+    """Drive ``Engine`` + ``Rounds`` with a virtual clock over a simulated chain of ``hops``
+    (the last the destination): microseconds per probe for ``due`` (building included),
+    ``sent``, ``feed`` (matching included) and ``take_events``. Reply bytes are made outside
+    the timed parts."""
+    from tracekit.engine import Engine
+    from tracekit.probe import ProbeContext, Received
+    from tracekit.probes.icmp import IcmpEcho
+    from tracekit.strategies.classic import Schedule
+    from tracekit.strategies.rounds import Rounds
+
+    method = IcmpEcho(ProbeContext(4, SRC[4], DST[4], {}))
+    strategy = Rounds(Schedule(), rounds, interval)
+    engine = Engine(method, strategy)
+    routers = [f"10.0.{k}.2" for k in range(1, hops)]
+    ip_error = bytes.fromhex("4500 0000 0000 0000 40 01 0000") + bytes(8)
+    timing = {"due": 0.0, "sent": 0.0, "feed": 0.0, "events": 0.0}
+    now, sent, answers, events = 1_000_000.0, 0, 0, 0
+    clock = time.perf_counter
+    while not engine.finished:
+        t0 = clock()
+        probes = engine.due(now)
+        t1 = clock()
+        packets = [p.packet for p in probes]
+        t2 = clock()
+        for p in probes:
+            engine.sent(p, now)
+        t3 = clock()
+        arrived = []
+        for p, packet in zip(probes, packets, strict=True):
+            when = now + 0.0001 * p.ttl
+            if p.ttl < hops:  # time exceeded from router ttl, quoting the probe
+                data = ip_error + b"\x0b\x00\x00\x00\x00\x00\x00\x00" + packet
+                arrived.append(Received(data, 4, routers[p.ttl - 1], when, 64))
+            else:  # the destination's echo reply
+                echo = bytearray(packet)
+                echo[20] = 0
+                arrived.append(Received(bytes(echo), 4, DST[4], when, 64))
+        t4 = clock()
+        for r in arrived:
+            answers += engine.feed(r)
+        t5 = clock()
+        events += len(engine.take_events())
+        t6 = clock()
+        timing["due"] += t1 - t0
+        timing["sent"] += t3 - t2
+        timing["feed"] += t5 - t4
+        timing["events"] += t6 - t5
+        sent += len(probes)
+        now += interval
+    method.close()
+    hop_stats = [h.stats for h in strategy.hops()]
+    assert all(s is not None and s.received == s.sent for s in hop_stats), "lost in simulation"
+    out: dict[str, Any] = {f"{k}_us": v / sent * 1e6 for k, v in timing.items()}
+    out["total_us"] = sum(timing.values()) / sent * 1e6
+    out.update(rounds=rounds, hops=hops, probes=sent, answers=answers, events=events)
+    return out
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def _mib(kib: float | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
+                        enumerate(zip(r, widths, strict=True))))  # fmt: skip
+
+
+def print_continuous(result: dict[str, Any], c: dict[str, Any]) -> None:
+    print(f"continuous mode: {result['network']}; -c {result['count']} -i {c['interval']}; "
+          f"{result['runs']} runs each, medians")  # fmt: skip
+    for note in c["notes"]:
+        print(f"note: {note}")
+    header = ["tool", "probe", "sent", "CPU s", "-c 1 s", "us/probe", "user", "sys",
+              "RSS MiB", "-c 1 MiB", "mid MiB", "long MiB", "wall s"]  # fmt: skip
+    rows = []
+    for row in c["rows"]:
+        name = f"{row['probe']} v{row['ip_version']}"
+        tk = row["tracekit"]
+        rows.append(["tracekit", name, str(tk["probes_sent"]), f"{tk['cpu_s']:.2f}",
+                     f"{tk['startup_cpu_s']:.2f}", f"{tk['us_per_probe']:.1f}",
+                     f"{tk['user_us_per_probe']:.1f}", f"{tk['sys_us_per_probe']:.1f}",
+                     _mib(tk["rss_kib"]), _mib(tk["rss_kib_c1"]), _mib(tk.get("rss_kib_mid")),
+                     _mib(tk.get("rss_kib_long")),
+                     f"{tk['wall_s']:.1f}"])  # fmt: skip
+        for tool in ("mtr", "floor"):
+            if tool in row:
+                t = row[tool]
+                rows.append([tool, name, str(t["probes_sent"]), f"{t['cpu_s']:.2f}", "",
+                             f"{t['us_per_probe']:.1f}", "", "", _mib(t["rss_kib"]), "", "", "",
+                             f"{t.get('wall_s', 0):.1f}" if "wall_s" in t else ""])  # fmt: skip
+    _table(header, rows)
+    print("us/probe: (CPU of -c COUNT - CPU of -c 1) / (probes sent - probes of -c 1), user+sys;")
+    print("floor: a bare raw-socket loop, the same probes and rounds (the lab's kernel cost);")
+    print("RSS: peak resident size (mtr: the larger of mtr and its mtr-packet helper).")
+    for row in c["rows"]:
+        tk = row["tracekit"]
+        name = f"{row['probe']} IPv{row['ip_version']}"
+        verdict = "PASS" if tk["pass"] else "FAIL"
+        print(f"{name}: tracekit {tk['us_per_probe']:.1f} us/probe "
+              f"({verdict}: at most {TARGET_US:.0f}); runs: {tk['us_per_probe_all']}")  # fmt: skip
+        if "us_above_floor" in tk:
+            print(
+                f"{name}: above the floor: tracekit {tk['us_above_floor']:.1f} us/probe"
+                + (f", mtr {row['mtr']['us_above_floor']:.1f}" if "mtr" in row else "")
+            )
+        if "memory_bounded" in tk:
+            grown = (tk["rss_kib_long"] - tk["rss_kib_mid"]) / 1024
+            state = "bounded" if tk["memory_bounded"] else "GROWS"
+            print(f"{name}: peak RSS -c {tk['long_count']} minus -c {tk['mid_count']}: "
+                  f"{grown:+.1f} MiB ({state}); -c {row['count']} minus -c 1: "
+                  f"{(tk['rss_kib'] - tk['rss_kib_c1']) / 1024:+.1f} MiB")  # fmt: skip
+        if "ratio_us_per_probe" in row:
+            ratios = (row["ratio_us_per_probe"], row["ratio_cpu"], row["ratio_rss"])
+            print(f"{name}: tracekit/mtr: CPU per probe {ratios[0]:.2f}, "
+                  f"CPU of the run {ratios[1]:.2f}, peak RSS {ratios[2]:.2f}")  # fmt: skip
+        elif "mtr_error" in row:
+            print(f"{name}: mtr failed: {row['mtr_error']}")
+
+
+def print_micro(m: dict[str, Any]) -> None:
+    print("hot path, in-process (microseconds per call, best of 5 batches):")
+    header = ["probe", "build", "match:error", "answer", "unrelated", "parse:error", "answer",
+              "unrelated"]  # fmt: skip
+    keys = ["build_us", "match_error_us", "match_answer_us", "match_unrelated_us",
+            "parse_error_us", "parse_answer_us", "parse_unrelated_us"]  # fmt: skip
+    rows = [[f"{r['probe']} v{r['ip_version']}", *(f"{r[k]:.2f}" for k in keys)]
+            for r in m["methods"]]  # fmt: skip
+    _table(header, rows)
+    print("match: a fresh Received and reading its bytes (parse) included, as for every packet;")
+    print("answer: echo reply (icmp), port unreachable (udp), SYN-ACK (tcp)")
+    e = m["engine"]
+    print(f"Engine + Rounds, icmp IPv4, {e['rounds']} rounds x {e['hops']} hops "
+          f"({e['probes']} probes): {e['total_us']:.1f} us/probe = due {e['due_us']:.1f} "
+          f"(build included) + sent {e['sent_us']:.1f} + feed {e['feed_us']:.1f} "
+          f"(match included) + take_events {e['events_us']:.1f}")  # fmt: skip
+
+
+def print_table(result: dict[str, Any]) -> None:
+    before, after = (result[f"load_average_{k}"][0] for k in ("before", "after"))
+    print(f"Python {result['python']}, {result['cpus']} CPUs, load average {before:.2f} "
+          f"before, {after:.2f} after (other work on the machine skews the figures)")  # fmt: skip
+    if "continuous" in result:
+        print_continuous(result, result["continuous"])
+    if "micro" in result:
+        if "continuous" in result:
+            print()
+        print_micro(result["micro"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--count", type=int, default=1500, help="rounds of the measured run")
+    parser.add_argument("--interval", default="0.005", help="seconds between rounds")
+    parser.add_argument("--long", type=int, default=8000, help="rounds of a run to show that "
+                        "memory does not grow with rounds (0: skip)")  # fmt: skip
+    parser.add_argument("--routers", type=int, default=5)
+    parser.add_argument("--silent", type=int, nargs="*", default=[])
+    parser.add_argument("--probes", nargs="*", default=["icmp"], choices=list(MTR_METHODS))
+    parser.add_argument("--versions", type=int, nargs="*", default=[4], choices=[4, 6])
+    parser.add_argument("--no-mtr", action="store_true", help="do not run mtr")
+    parser.add_argument("--no-floor", action="store_true", help="skip the raw-socket loop")
+    parser.add_argument("--no-install", action="store_true", help="do not apt-get mtr-tiny")
+    parser.add_argument("--micro-only", action="store_true", help="only the in-process figures")
+    parser.add_argument("--no-micro", action="store_true", help="skip the in-process figures")
+    parser.add_argument("--micro-seconds", type=float, default=0.5, help="time per figure")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+
+    # As `pip install` does, so no run compiles tracekit's modules from source.
+    compileall.compile_dir(Path(tracekit.__file__).parent, quiet=1)
+    result: dict[str, Any] = {
+        "network": f"{args.routers} routers, silent {args.silent}, ICMP rate limits off",
+        "runs": args.runs,
+        "count": args.count,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+    }
+    if not args.micro_only:
+        result["continuous"] = continuous(args)
+    if not args.no_micro:
+        result["micro"] = micro(args.micro_seconds)
+    result["load_average_after"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(result, indent=2, default=asdict))
+    else:
+        print_table(result)
+    rows = result.get("continuous", {}).get("rows", [])
+    failed = [
+        r
+        for r in rows
+        if not r["tracekit"]["pass"] or not r["tracekit"].get("memory_bounded", True)
+    ]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
