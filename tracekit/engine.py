@@ -119,7 +119,7 @@ class Engine:
             until = self._resting[probe.seq] = now + self.quarantine
             released = self._released
             released.append((until, probe.seq))
-            while released[0][0] <= now:
+            while released and released[0][0] <= now:
                 ended, seq = released.popleft()
                 if self._resting.get(seq) == ended:
                     del self._resting[seq]

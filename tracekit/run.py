@@ -183,16 +183,19 @@ class _Run:
         self.outputs = outputs
         self.strategy = strategy
         self._enriched: set[tuple[int, str]] = set()
+        #: The outputs that want every answer (a live view): calling the others costs time.
+        self._answer_sinks = [o for o in outputs if type(o.output).answer is not Output.answer]
 
     def handle(self, event: Event) -> None:
         trace = self.trace
         if isinstance(event, ProbeAnswered):
             result = event.result
-            if isinstance(self.strategy, Rounds):
-                trace.hops = self.strategy.hops()
             self.pm.hook.tracekit_probe_answered(trace=trace, ttl=event.probe.ttl, result=result)
-            for sink in self.outputs:
-                sink.call("answer", trace, event.probe.ttl, result)
+            if self._answer_sinks:
+                if isinstance(self.strategy, Rounds):
+                    trace.hops = self.strategy.hops()
+                for sink in self._answer_sinks:
+                    sink.call("answer", trace, event.probe.ttl, result)
         elif isinstance(event, HopCompleted):
             _complete(self.pm, trace, event.hop, self.outputs)
         elif isinstance(event, RoundCompleted):

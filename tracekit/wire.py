@@ -1,5 +1,8 @@
 """Replies read from their bytes: what arrived, in one normalised form, in microseconds.
 
+(``Reply`` and ``Quoted`` are not frozen only because frozen dataclasses are slower to make;
+treat them as read-only.)
+
 Every packet the sockets deliver is read here once, without scapy: an ICMP error and the
 header of the probe it quotes, an echo reply, or a TCP/UDP segment. Probe methods decide
 "ours or not" from these few fields; scapy (``Received.packet``) stays available to plugins
@@ -23,7 +26,7 @@ _ECHO_REPLY = {4: 0, 6: 129}
 _MIN_QUOTE = 128
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Quoted:
     """The header of our probe as an ICMP error quotes it."""
 
@@ -36,7 +39,7 @@ class Quoted:
     l4: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """One received packet, read: ICMP type and code, and what it carries."""
 

@@ -54,7 +54,8 @@ class Rounds(Strategy):
         self._rounds: deque[_Round] = deque()
         self._started = 0
         self._next_at: float | None = None
-        self._in_flight: list[Probe] = []
+        #: Probes sent and neither answered nor given up (a dict: an ordered set).
+        self._in_flight: dict[Probe, None] = {}
         #: Given-up probes whose sequence numbers are still held, oldest first.
         self._held: deque[Probe] = deque()
         self._hops: dict[int, Hop] = {}
@@ -129,7 +130,7 @@ class Rounds(Strategy):
                 r.waiting.pop(0)
                 probe.budgeted = self.pacer.sent(ttl, 0, now)
                 r.probes.append(probe)
-                self._in_flight.append(probe)
+                self._in_flight[probe] = None
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class Rounds(Strategy):
 
     def _expire(self, now: float) -> None:
         for p in [p for p in self._in_flight if now >= self._deadline(p)]:
-            self._in_flight.remove(p)
+            del self._in_flight[p]
             p.expired = True
             self._held.append(p)
             stats = self._hop(p.ttl).stats
@@ -184,8 +185,7 @@ class Rounds(Strategy):
             return
         late = probe.expired
         probe.result = result
-        if probe in self._in_flight:
-            self._in_flight.remove(probe)
+        self._in_flight.pop(probe, None)
         self.engine.release(probe, when)
         hop = self._hop(probe.ttl)
         stats = hop.stats
@@ -224,8 +224,7 @@ class Rounds(Strategy):
 
     def _cancel(self, probe: Probe, now: float) -> None:
         probe.cancelled = True
-        if probe in self._in_flight:
-            self._in_flight.remove(probe)
+        self._in_flight.pop(probe, None)
         self.engine.release(probe, now)
 
     # -- reporting --------------------------------------------------------------------------
