@@ -204,3 +204,49 @@ def test_same_hops_as_the_system_traceroute(
     theirs = system_traceroute(tracekit_lab, version, method)
     _, report = trace_json(tracekit_lab, tracekit_lab.address("server", version), "--probe", probe)
     assert hop_addresses(report) == theirs == tracekit_lab.expected_hops(version)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("probe", ["icmp", "udp"])
+def test_packet_size_sets_the_size_of_every_probe(
+    tracekit_lab: Lab, probe: str, version: int
+) -> None:
+    server = tracekit_lab.address("server", version)
+    code, report = trace_json(tracekit_lab, server, f"-{version}", "--probe", probe,
+                              "--packet-size", "120")  # fmt: skip
+    assert code == 0
+    assert report["probe"]["parameters"]["packet_size"] == 120
+    assert hop_addresses(report) == tracekit_lab.expected_hops(version)
+
+
+def test_packet_size_is_refused_for_tcp_and_below_the_headers(tracekit_lab: Lab) -> None:
+    server = tracekit_lab.address("server", 6)
+    for args, message in (
+        (["--probe", "tcp", "--packet-size", "100"], "--packet-size does not apply to tcp probes"),
+        (["-6", "--packet-size", "40"], "--packet-size 40 is too small: at least 50"),
+    ):
+        process = tracekit_lab.tracekit(server, *args)
+        assert (process.returncode, process.stderr) == (2, f"tracekit: {message}\n")
+        assert process.stdout == ""
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("probe", ["icmp", "udp", "tcp"])
+def test_tos_marks_the_probes_on_the_wire(
+    tracekit_lab_factory: Callable[..., Lab], probe: str, version: int
+) -> None:
+    lab = tracekit_lab_factory(routers=1)
+    family = "ip" if version == 4 else "ip6"
+    lab.nft("server", "table inet marks {\n chain input {\n type filter hook input priority 0;\n"
+            f" {family} dscp ef counter\n }}\n}}\n")  # fmt: skip
+
+    def marked() -> int:
+        listing = lab.exec("server", ["nft", "list", "table", "inet", "marks"]).stdout
+        return int(listing.split("counter packets ")[1].split()[0])
+
+    server = lab.address("server", version)
+    code, _ = trace_json(lab, server, f"-{version}", "--probe", probe)
+    assert code == 0 and marked() == 0
+    code, report = trace_json(lab, server, f"-{version}", "--probe", probe, "-t", "184")
+    assert code == 0 and hop_addresses(report) == lab.expected_hops(version)
+    assert marked() >= 3  # DSCP EF (184 = 46 << 2): every probe that reached the server

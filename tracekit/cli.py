@@ -130,6 +130,12 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      "ports and flow hash for every probe (udp, icmp; tcp always is)."),
         click.option("--source-port", type=click.IntRange(1, 65535), metavar="PORT",
                      help="Source port for udp and tcp (default: a free one)."),
+        click.option("--packet-size", type=click.IntRange(30, 65000), metavar="BYTES",
+                     help="Size of each probe packet, IP header included (icmp and udp; "
+                     "traceroute's packet_len). Default: 60 (IPv4), 80 (IPv6)."),
+        click.option("-t", "--tos", type=click.IntRange(0, 255), metavar="N",
+                     help="IPv4 type of service / IPv6 traffic class of the probes "
+                     "(traceroute -t), e.g. 184 for DSCP EF."),
         click.option("-q", "--queries", type=click.IntRange(1, 10), default=3,
                      show_default=True, help="Probes per hop."),
         click.option("-f", "--first-ttl", type=click.IntRange(1, 255), default=1,
@@ -245,6 +251,8 @@ def trace(host: str, **options: Any) -> int:
             "port": options["port"],
             "paris": options["paris"],
             "source_port": options["source_port"],
+            "packet_size": options["packet_size"],
+            "tos": options["tos"],
         },
     )
     try:
@@ -350,7 +358,7 @@ def _check_demo_trace(pm: Any, options: dict[str, Any], routers: int) -> None:
         registry.output(options["stdout_format"])
     used = getattr(probe.factory, "options", None)  # a ProbeMethod class says which it uses
     if isinstance(used, frozenset):
-        for name in ("port", "paris", "source_port"):
+        for name in ("port", "paris", "source_port", "packet_size", "tos"):
             if options[name] not in (None, False) and name not in used:
                 option = "--" + name.replace("_", "-")
                 raise BadInput(f"{option} does not apply to {options['probe']} probes")

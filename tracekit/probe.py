@@ -69,7 +69,8 @@ class ProbeContext:
     #: The destination address.
     destination: str
     #: Options from the command line: ``port`` (``-p``, int or None), ``paris`` (bool),
-    #: ``source_port`` (int or None). A method ignores the ones it does not use.
+    #: ``source_port`` (int or None), ``packet_size`` (``--packet-size``, int or None),
+    #: ``tos`` (``-t``, int or None). A method declares the ones it uses (``options``).
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,8 +145,9 @@ class ProbeMethod(ABC):
     flows: int = 1
 
     #: The options of ``ProbeContext.options`` this method uses (``"port"``, ``"paris"``,
-    #: ``"source_port"``). Giving one it does not use is an error (exit status 2) rather
-    #: than an option silently ignored.
+    #: ``"source_port"``, ``"packet_size"``, ``"tos"``). Giving one it does not use is an
+    #: error (exit status 2) rather than an option silently ignored. The default leaves out
+    #: ``packet_size`` and ``tos``: a method that honours them says so.
     options: frozenset[str] = frozenset({"port", "paris", "source_port"})
 
     @abstractmethod

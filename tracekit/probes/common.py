@@ -12,6 +12,20 @@ from tracekit.wire import Quoted
 #: Probe payload: 32 bytes, as traceroute's default 60-byte IPv4 probes. Its last word is
 #: free for flow-stable probes to steer the checksum with.
 PAYLOAD = b"tracekit".ljust(32, b"\0")
+#: The least payload: a word to steer checksums with.
+MIN_PAYLOAD = 2
+
+
+def payload(context: ProbeContext, headers: int) -> bytes:
+    """The probe payload: :data:`PAYLOAD`, or as long as ``--packet-size`` asks for the
+    whole packet, ``headers`` (IP and layer 4) included."""
+    size = context.options.get("packet_size")
+    if size is None:
+        return PAYLOAD
+    length = size - headers
+    if length < MIN_PAYLOAD:
+        raise BadInput(f"--packet-size {size} is too small: at least {headers + MIN_PAYLOAD}")
+    return (b"tracekit" * (length // 8 + 1))[:length]
 
 
 class PacketProbe(ProbeMethod):
@@ -29,14 +43,20 @@ class PacketProbe(ProbeMethod):
         self.packed_destination = socket.inet_pton(family, context.destination)
 
     def ip(self, **fields: Any) -> Any:
-        """A scapy IP/IPv6 header from our source to the destination."""
+        """A scapy IP/IPv6 header from our source to the destination, with ``--tos`` (the
+        IPv4 type of service or IPv6 traffic class) where given."""
+        tos = self.context.options.get("tos") or 0
         if self.context.ip_version == 4:
             from scapy.layers.inet import IP
 
-            return IP(src=self.context.source, dst=self.context.destination, ttl=1, **fields)
+            return IP(
+                src=self.context.source, dst=self.context.destination, ttl=1, tos=tos, **fields
+            )
         from scapy.layers.inet6 import IPv6
 
-        return IPv6(src=self.context.source, dst=self.context.destination, hlim=1, **fields)
+        return IPv6(
+            src=self.context.source, dst=self.context.destination, hlim=1, tc=tos, **fields
+        )
 
     @property
     def free_word(self) -> int:

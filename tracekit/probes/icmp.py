@@ -19,14 +19,14 @@ from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probe import Match, Outcome, ProbeContext, Received
-from tracekit.probes.common import PAYLOAD, PacketProbe
+from tracekit.probes.common import PacketProbe, payload
 from tracekit.replies import error_outcome
 
 
 class IcmpEcho(PacketProbe):
     """Echo requests whose identifier is this trace's and whose sequence is the probe's."""
 
-    options = frozenset({"paris"})  # no ports
+    options = frozenset({"paris", "packet_size", "tos"})  # no ports
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
@@ -40,7 +40,7 @@ class IcmpEcho(PacketProbe):
             from scapy.layers.inet6 import ICMPv6EchoRequest
 
             echo = ICMPv6EchoRequest(id=self.identifier, seq=0)
-        self.template = bytes(self.ip() / echo / PAYLOAD)
+        self.template = bytes(self.ip() / echo / payload(context, self.l4 + 8))
         self._protocol, self._request = (1, 8) if context.ip_version == 4 else (58, 128)
         if self.paris:
             self.flows = 0xFFFE

@@ -31,6 +31,8 @@ class TcpSyn(PacketProbe):
     """SYN segments whose sequence numbers count the probes from a random start."""
 
     extra_protocols = (socket.IPPROTO_TCP,)
+    #: A SYN carries no payload: no --packet-size.
+    options = frozenset({"port", "paris", "source_port", "tos"})
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)

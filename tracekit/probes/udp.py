@@ -24,7 +24,7 @@ from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probe import Match, Outcome, ProbeContext, Received
-from tracekit.probes.common import PAYLOAD, PacketProbe
+from tracekit.probes.common import PacketProbe, payload
 from tracekit.replies import error_outcome
 
 BASE_PORT = 33434
@@ -34,6 +34,8 @@ _UDP = 17
 class UdpProbe(PacketProbe):
     """UDP datagrams to a closed (or chosen) port."""
 
+    options = frozenset({"port", "paris", "source_port", "packet_size", "tos"})
+
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
         from scapy.layers.inet import UDP
@@ -42,7 +44,8 @@ class UdpProbe(PacketProbe):
         self.paris = bool(context.options.get("paris")) or port is not None
         self.port: int = port if port is not None else BASE_PORT
         self.source_port = self.reserve_port(socket.SOCK_DGRAM, context.options.get("source_port"))
-        self.template = bytes(self.ip() / UDP(sport=self.source_port, dport=self.port) / PAYLOAD)
+        datagram = UDP(sport=self.source_port, dport=self.port)
+        self.template = bytes(self.ip() / datagram / payload(context, self.l4 + 8))
         if not self.paris:
             self.extra_protocols = (socket.IPPROTO_UDP,)
             # Destination ports from BASE_PORT up to 65535, never wrapping to low ports.
