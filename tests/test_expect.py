@@ -416,3 +416,10 @@ def test_json_report_has_the_verdicts_and_fits_the_schema(trace_schema: dict[str
     ]
     jsonschema.validate(report, trace_schema)
     assert "expectations" not in trace_to_dict(make_trace())
+
+
+def test_the_help_shows_the_grammar_the_parser_accepts() -> None:
+    from tracekit.cli import EXPECT_GRAMMAR
+    from tracekit.expect import GRAMMAR
+
+    assert EXPECT_GRAMMAR == GRAMMAR
