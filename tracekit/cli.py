@@ -20,6 +20,7 @@ import click
 from tracekit.cli_geoip import geoip
 from tracekit.errors import (
     EXIT_BAD_INPUT,
+    EXIT_EXPECTATION_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_NOT_REACHED,
@@ -32,8 +33,10 @@ from tracekit.errors import (
 
 #: What the built-in plugins provide, for --help (which loads no plugin, to stay fast).
 BUILTIN_PROBES = ("icmp", "udp", "tcp")
-BUILTIN_FORMATS = ("text", "json", "jsonl", "map")
-BUILTIN_SUFFIXES = (".txt", ".json", ".jsonl", ".html")
+BUILTIN_FORMATS = ("text", "json", "jsonl", "map", "junit", "markdown")
+BUILTIN_SUFFIXES = (".txt", ".json", ".jsonl", ".html", ".xml", ".md")
+#: The grammar of --expect, for --help (tracekit.expect.GRAMMAR, without importing it).
+EXPECT_GRAMMAR = "reached, hops<=N, rtt<=Nms, loss<=P%, via=X, not-via=X or same-path"
 
 
 class DefaultGroup(click.Group):
@@ -95,6 +98,18 @@ def _parse_interval(ctx: click.Context, param: click.Parameter, value: str) -> f
     return seconds
 
 
+def _parse_rules(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    """Every ``--expect RULE``, parsed before anything is sent."""
+    if not value:
+        return []
+    from tracekit.expect import parse
+
+    try:
+        return [parse(text) for text in value]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _parse_origin(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[float, float] | None:
@@ -115,6 +130,12 @@ _plugin_option = click.option(
     help="Load the plugin NAME (see 'tracekit plugins') even when "
     "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD is set, and fail if it cannot be loaded; may be repeated.",
 )  # fmt: skip
+
+
+def _suffixes() -> str:
+    """The built-in suffixes, those whose format is not plain from the suffix explained."""
+    notes = {".html": " (the map)", ".xml": " (JUnit)", ".md": " (Markdown)"}
+    return ", ".join(s + notes.get(s, "") for s in BUILTIN_SUFFIXES)
 
 
 def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -181,8 +202,16 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      "plugins'), or none for nothing."),
         click.option("--out", "out_paths", multiple=True, type=click.Path(dir_okay=False),
                      metavar="FILE", help="Also write to FILE, in the format its suffix "
-                     f"names: {', '.join(BUILTIN_SUFFIXES)} (the map), or one a plugin adds; "
+                     f"names: {_suffixes()}, or one a plugin adds; "
                      "may be repeated."),
+        click.option("--junit", "junit_paths", multiple=True, type=click.Path(dir_okay=False),
+                     metavar="FILE", help="Also write a JUnit XML report to FILE, whatever its "
+                     "suffix (one testcase per --expect rule); may be repeated."),
+        click.option("--expect", "rules", multiple=True, metavar="RULE", callback=_parse_rules,
+                     help=f"Check the trace once it is over: {EXPECT_GRAMMAR} (see docs/ci.md); "
+                     "exit status 5 if a rule fails; may be repeated."),
+        click.option("--baseline", type=click.Path(dir_okay=False), metavar="FILE.json",
+                     help="A previous JSON report, for --expect same-path."),
         _plugin_option,
     ]  # fmt: skip
     for option in reversed(options):
@@ -196,8 +225,8 @@ def cli() -> None:
     """tracekit: a plugin-based, multi-protocol traceroute.
 
     Exit codes: 0 destination reached, 1 not reached, 2 bad input,
-    3 cannot probe (privilege, route, interface), 4 internal error, 130 interrupted,
-    128+N ended by signal N.
+    3 cannot probe (privilege, route, interface), 4 internal error, 5 an --expect rule
+    failed, 130 interrupted, 128+N ended by signal N.
     """
 
 
@@ -211,11 +240,13 @@ def _check_ttls(options: dict[str, Any]) -> None:
 @trace_options
 def trace(host: str, **options: Any) -> int:
     """Trace the route to HOST (a name or an IPv4/IPv6 address)."""
+    from tracekit.expect import prepare
     from tracekit.plugins import get_plugin_manager
     from tracekit.run import TraceRequest, run_trace
     from tracekit.strategies.classic import Schedule
 
     _check_ttls(options)
+    baseline = prepare(options["rules"], options["baseline"])
     cycles = options["cycles"]
     if options["report"] and cycles is None:
         cycles = 10  # mtr -r's default count
@@ -241,6 +272,9 @@ def trace(host: str, **options: Any) -> int:
         source=options["source"],
         stdout_format=None if stdout_format == "none" else stdout_format,
         out_paths=[Path(p) for p in options["out_paths"]],
+        format_paths=[("junit", Path(p)) for p in options["junit_paths"]],
+        rules=options["rules"],
+        baseline=baseline,
         settings={
             "geo": not options["no_geo"],
             "geoip_db": options["geoip_db"],
@@ -260,6 +294,8 @@ def trace(host: str, **options: Any) -> int:
     except KeyboardInterrupt:
         # The outputs have had their say; click would add an empty line for the "^C".
         raise Interrupted("interrupted") from None
+    if trace.expectations and not all(e.passed for e in trace.expectations):
+        return EXIT_EXPECTATION_FAILED
     return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED
 
 
@@ -347,13 +383,17 @@ def demo(ctx: click.Context, routers: int, silent: int | None) -> int:
 
 def _check_demo_trace(pm: Any, options: dict[str, Any], routers: int) -> None:
     """What ``tracekit trace`` checks before it sends, for the trace the demo will run."""
+    from tracekit.expect import prepare
     from tracekit.plugins import Registry
     from tracekit.testing.netlab import Lab
 
+    prepare(options["rules"], options["baseline"])
     registry = Registry.collect(pm)
     probe = registry.probe(options["probe"])
     for path in options["out_paths"]:
         registry.output_for_path(path)
+    if options["junit_paths"]:
+        registry.output("junit")
     if options["stdout_format"] != "none":
         registry.output(options["stdout_format"])
     used = getattr(probe.factory, "options", None)  # a ProbeMethod class says which it uses

@@ -15,6 +15,8 @@ EXIT_BAD_INPUT = 2
 EXIT_CANNOT_PROBE = 3
 #: Something failed that should not have: a bug in tracekit or in a plugin.
 EXIT_INTERNAL = 4
+#: The trace ran, but an ``--expect`` rule failed (see ``docs/ci.md``).
+EXIT_EXPECTATION_FAILED = 5
 #: Interrupted (Ctrl-C, ``SIGINT``).
 EXIT_INTERRUPTED = 130
 

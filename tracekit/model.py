@@ -89,6 +89,17 @@ class ProbeInfo:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """The verdict on one ``--expect`` rule (:mod:`tracekit.expect`)."""
+
+    #: The rule as written, e.g. ``"hops<=12"``.
+    rule: str
+    passed: bool
+    #: What was seen, in words: ``"4 hops"``, ``"median 0.052 ms of 3 answers"``.
+    seen: str
+
+
 @dataclass
 class Trace:
     """A whole trace; hops are appended in TTL order as they complete."""
@@ -129,6 +140,9 @@ class Trace:
     #: could not go on, e.g. the route went away). ``None`` while the trace runs.
     end: str | None = None
     hops: list[Hop] = field(default_factory=list)
+    #: The verdicts on the ``--expect`` rules, judged once the trace is over (before the
+    #: outputs' ``finish``); ``None`` when no rule was given.
+    expectations: list[Expectation] | None = None
 
     @property
     def continuous(self) -> bool:

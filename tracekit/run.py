@@ -6,6 +6,7 @@ Data flows one way: request -> engine -> probe method -> answers -> hops -> enri
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from tracekit.driver import drain, drive
 from tracekit.engine import Engine
 from tracekit.errors import BadInput
 from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
+from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
 from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
@@ -55,6 +57,12 @@ class TraceRequest:
     stdout_format: str | None = "text"
     #: Files to write; the format is chosen by each file's suffix.
     out_paths: list[Path] = field(default_factory=list)
+    #: Files to write in a named format, whatever their suffix (``--junit FILE``).
+    format_paths: list[tuple[str, Path]] = field(default_factory=list)
+    #: ``--expect`` rules, judged once the trace is over (:mod:`tracekit.expect`).
+    rules: list[Rule] = field(default_factory=list)
+    #: ``--baseline``: the previous trace that ``same-path`` compares with.
+    baseline: Baseline | None = None
 
 
 class _Sink:
@@ -90,6 +98,7 @@ def _open_outputs(
     if request.stdout_format:
         chosen.append((registry.output(request.stdout_format), stdout, None))
     entries = [(registry.output_for_path(str(path)), path) for path in request.out_paths]
+    entries += [(registry.output(name), path) for name, path in request.format_paths]
     for entry, path in entries:
         try:
             stream = stack.enter_context(path.open("w", encoding="utf-8"))
@@ -108,6 +117,8 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
     probe_entry = registry.probe(request.probe)
     for path in request.out_paths:  # fail on a bad suffix before sending anything
         registry.output_for_path(str(path))
+    for name, _ in request.format_paths:
+        registry.output(name)
     if request.stdout_format:
         registry.output(request.stdout_format)
     settings = {"numeric": request.numeric, "report": request.report, **request.settings}
@@ -166,10 +177,27 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
                 trace.end == "interrupted" and isinstance(strategy, Rounds) and strategy.reached
             )
             trace.finished = datetime.now(timezone.utc)
+            if request.rules and trace.end != "error":
+                trace.expectations = evaluate(request.rules, trace, request.baseline)
             pm.hook.tracekit_trace_finished(trace=trace)
             for sink in outputs:
                 sink.call("finish", trace)
+            if trace.expectations:
+                _report_failures(trace)
     return trace
+
+
+def _report_failures(trace: Trace) -> None:
+    """One line per failed rule on standard error; under GitHub Actions also a workflow
+    command (``::error``), on standard error too, where it cannot mix with a report on
+    standard output."""
+    assert trace.expectations is not None
+    lines = failure_lines(trace.expectations)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        lines += github_lines(trace.expectations, trace)
+    for line in lines:
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
 
 
 class _Run:

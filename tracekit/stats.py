@@ -1,8 +1,10 @@
 """Statistics per hop and per responder, folded as results come (memory stays bounded).
 
 Round trips follow mtr: ``last``, ``best``, ``worst``, ``avg`` and the sample standard
-deviation (Welford's method); jitter is ``|rtt - previous rtt|`` of one host, with its mean
-(``javg``), worst (``jmax``) and the RFC 3550 smoothed value (``jint``, gain 1/16).
+deviation (Welford's method); tracekit adds the median of the latest :data:`SAMPLE` answers
+(a bounded window: the exact median for runs of up to that many answers). Jitter is
+``|rtt - previous rtt|`` of one host, with its mean (``javg``), worst (``jmax``) and the
+RFC 3550 smoothed value (``jint``, gain 1/16).
 
 Loss is forwarding loss only. A router that withholds ICMP errors (a rate limit) while the
 hops behind it still answer has not lost those probes: :func:`attribute` counts them as
@@ -18,12 +20,20 @@ nothing behind it: its silence is loss.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tracekit.model import ProbeResult
+
+#: Round trips kept per host and per hop for the median: the latest this many answers.
+SAMPLE = 1000
+
+
+def _sample() -> deque[float]:
+    return deque(maxlen=SAMPLE)
 
 
 @dataclass(slots=True)
@@ -42,6 +52,8 @@ class RttStats:
     jmax_ms: float | None = None
     jint_ms: float | None = None
     _jitters: int = 0
+    #: The latest :data:`SAMPLE` round trips, oldest first (for :attr:`median_ms`).
+    samples: deque[float] = field(default_factory=_sample, repr=False)
 
     def add(self, rtt_ms: float) -> None:
         """Fold in one answer's round trip."""
@@ -57,6 +69,7 @@ class RttStats:
                 self.jint_ms + (jitter - self.jint_ms) / 16
             )  # fmt: skip
         self.received += 1
+        self.samples.append(rtt_ms)
         self.last_ms = rtt_ms
         self.best_ms = rtt_ms if self.best_ms is None else min(self.best_ms, rtt_ms)
         self.worst_ms = rtt_ms if self.worst_ms is None else max(self.worst_ms, rtt_ms)
@@ -67,6 +80,18 @@ class RttStats:
     @property
     def avg_ms(self) -> float | None:
         return self._mean if self.received else None
+
+    @property
+    def median_ms(self) -> float | None:
+        """The median of the latest :data:`SAMPLE` answers (of all of them, up to that
+        many); the mean of the middle two for an even number."""
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        middle = len(ordered) // 2
+        if len(ordered) % 2:
+            return ordered[middle]
+        return (ordered[middle - 1] + ordered[middle]) / 2
 
     @property
     def stdev_ms(self) -> float | None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from tracekit import __version__, hookimpl
@@ -103,6 +104,11 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "end": trace.end,
         "annotations": trace.annotations,
         "hops": [hop_to_dict(h) for h in trace.hops],
+        **(
+            {"expectations": [asdict(e) for e in trace.expectations]}
+            if trace.expectations is not None
+            else {}
+        ),
     }
 
 
