@@ -177,6 +177,11 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
         click.option("-I", "--interface", metavar="NAME", help="Send from this interface "
                      "(as mtr -I; traceroute's -i)."),
+        click.option("--unprivileged", "sockets", flag_value="unprivileged",
+                     help="Trace without raw sockets (ping and UDP sockets: icmp and udp "
+                     "probes); the default when raw sockets are refused."),
+        click.option("--raw", "sockets", flag_value="raw",
+                     help="Raw sockets only: fail rather than trace without privilege."),
         click.option("-s", "--source", metavar="ADDR",
                      help="Send from this address (one of this host's)."),
         click.option("-c", "--cycles", type=click.IntRange(0), metavar="N",
@@ -267,6 +272,7 @@ def trace(host: str, **options: Any) -> int:
         cycles=cycles,
         interval=options["interval"],
         report=options["report"],
+        sockets=options["sockets"] or "auto",
         numeric=options["numeric"],
         interface=options["interface"],
         source=options["source"],

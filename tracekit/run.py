@@ -14,16 +14,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from tracekit.driver import drain, drive
+from tracekit.datagram import DatagramTransport
+from tracekit.driver import Transport, drain, drive
 from tracekit.engine import Engine
-from tracekit.errors import BadInput
+from tracekit.errors import BadInput, CannotProbe, NoPrivilege
 from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
 from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
 from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry
-from tracekit.probe import ProbeContext
+from tracekit.probe import ProbeContext, ProbeMethod
 from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
 from tracekit.strategies import Strategy
@@ -45,6 +46,9 @@ class TraceRequest:
     interval: float = 1.0
     #: Continuous mode: print a report at the end instead of a live view.
     report: bool = False
+    #: ``"auto"`` (raw sockets where allowed, else unprivileged ones), ``"raw"`` or
+    #: ``"unprivileged"`` (``--raw``, ``--unprivileged``).
+    sockets: str = "auto"
     numeric: bool = False
     interface: str | None = None
     #: ``-s``: the source address, one of this host's (``None``: the kernel's choice).
@@ -133,9 +137,9 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
         method = probe_entry.factory(context)
         stack.callback(method.close)
         _check_options(request, method.options)
-        transport = stack.enter_context(
-            RawTransport(ip_version, address, source, method.extra_protocols, request.interface)
-        )
+        chosen = _transport(request, method, ip_version, address, source)
+        transport: Transport = chosen
+        stack.callback(chosen.close)
         outputs = _open_outputs(request, registry, stack, stdout)
         s = request.schedule
         trace = Trace(
@@ -254,6 +258,33 @@ def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[_Sink]) -
     pm.hook.tracekit_hop_completed(trace=trace, hop=hop)
     for sink in outputs:
         sink.call("hop", trace, hop)
+
+
+def _transport(
+    request: TraceRequest, method: ProbeMethod, ip_version: int, address: str, source: str
+) -> RawTransport | DatagramTransport:
+    """Raw sockets where allowed; else, or with ``--unprivileged``, ping and UDP sockets."""
+    if request.sockets != "unprivileged":
+        try:
+            return RawTransport(
+                ip_version, address, source, method.extra_protocols, request.interface
+            )
+        except NoPrivilege as exc:
+            if request.sockets == "raw":
+                raise
+            try:
+                transport = DatagramTransport(
+                    ip_version, address, source, method, request.interface
+                )
+            except (BadInput, CannotProbe) as fallback:
+                raise NoPrivilege(f"{exc}; {fallback}") from fallback
+            print(
+                "tracekit: no privilege for raw sockets: tracing without it "
+                "(--unprivileged says so and skips this line)",
+                file=sys.stderr,
+            )
+            return transport
+    return DatagramTransport(ip_version, address, source, method, request.interface)
 
 
 def _check_options(request: TraceRequest, used: frozenset[str]) -> None:

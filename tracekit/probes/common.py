@@ -19,7 +19,7 @@ MIN_PAYLOAD = 2
 def payload(context: ProbeContext, headers: int) -> bytes:
     """The probe payload: :data:`PAYLOAD`, or as long as ``--packet-size`` asks for the
     whole packet, ``headers`` (IP and layer 4) included."""
-    size = context.options.get("packet_size")
+    size: int | None = context.options.get("packet_size")
     if size is None:
         return PAYLOAD
     length = size - headers
@@ -54,9 +54,7 @@ class PacketProbe(ProbeMethod):
             )
         from scapy.layers.inet6 import IPv6
 
-        return IPv6(
-            src=self.context.source, dst=self.context.destination, hlim=1, tc=tos, **fields
-        )
+        return IPv6(src=self.context.source, dst=self.context.destination, hlim=1, tc=tos, **fields)
 
     @property
     def free_word(self) -> int:
@@ -96,6 +94,12 @@ class PacketProbe(ProbeMethod):
         self._reserved = sock
         bound: int = sock.getsockname()[1]
         return bound
+
+    @property
+    def datagram_socket(self) -> socket.socket | None:
+        """The socket bound to our source port (:meth:`reserve_port`): the unprivileged
+        transport sends UDP probes through it (:mod:`tracekit.datagram`)."""
+        return self._reserved
 
     def close(self) -> None:
         if self._reserved is not None:

@@ -1,0 +1,159 @@
+"""Tracing as an ordinary user, with no capabilities: ping sockets and UDP sockets on the
+namespace network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import hop_addresses
+from tracekit.testing import Lab
+from tracekit.testing.pytest_plugin import require
+
+pytestmark = pytest.mark.netns
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+#: The nobody user, with no capabilities at all.
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+          "--inh-caps=-all", "--bounding-set=-all"]  # fmt: skip
+NOTICE = (
+    "tracekit: no privilege for raw sockets: tracing without it "
+    "(--unprivileged says so and skips this line)\n"
+)
+
+
+@pytest.fixture(scope="session")
+def nobody_python() -> Iterator[Path]:
+    """A Python with tracekit installed that the nobody user can run (this test's own
+    Python may live in root's private home)."""
+    require(os.geteuid() == 0 and shutil.which("setpriv") is not None, "needs root and setpriv")
+    system = shutil.which("python3", path="/usr/bin:/usr/local/bin") or sys.executable
+    where = Path("/tmp") / f"tracekit-nobody-{os.getpid()}"
+    subprocess.run([system, "-m", "venv", str(where)], check=True, capture_output=True)
+    subprocess.run(
+        [str(where / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+         str(CHECKOUT)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    os.chmod(where, 0o755)
+    yield where / "bin" / "python"
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """The usual chain, with ping sockets allowed for every group in the client."""
+    require(os.geteuid() == 0, "the namespace network needs root")
+    with Lab(routers=3, silent=[2], ratelimit=0) as built:
+        built.exec("client", ["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"])
+        yield built
+
+
+def as_nobody(
+    lab: Lab, python: Path, *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    command = [*NOBODY, "env", "HOME=/nonexistent", str(python), "-m", "tracekit", *args]
+    return lab.exec("client", command, check=False, cwd="/", timeout=60, **kwargs)
+
+
+def report_of(process: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert process.stdout, process.stderr
+    report: dict[str, Any] = json.loads(process.stdout)
+    return report
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("probe", ["icmp", "udp"])
+def test_an_ordinary_user_traces_with_exact_hops(
+    lab: Lab, nobody_python: Path, probe: str, version: int
+) -> None:
+    server = lab.address("server", version)
+    process = as_nobody(lab, nobody_python, server, f"-{version}", "-n", "--probe", probe,
+                        "--format", "json")  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    assert process.stderr == NOTICE  # chosen because raw sockets were refused, and said once
+    report = report_of(process)
+    assert hop_addresses(report) == lab.expected_hops(version)
+    for hop, expected in zip(report["hops"], lab.expected_hops(version), strict=True):
+        rtts = [p["rtt_ms"] for p in hop["probes"]]
+        if expected is None:
+            assert rtts == [None, None, None]
+        else:  # kernel timestamps: real, small round trips
+            assert all(0 < rtt < 100 for rtt in rtts), rtts
+    last = report["hops"][-1]["probes"][0]["reply"]
+    assert last == ("echo-reply" if probe == "icmp" else "port-unreachable")
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_flow_stable_udp_and_continuous_mode_work_unprivileged(
+    lab: Lab, nobody_python: Path, version: int
+) -> None:
+    server = lab.address("server", version)
+    paris = as_nobody(lab, nobody_python, server, f"-{version}", "-n", "--unprivileged",
+                      "--probe", "udp", "--paris", "--format", "json")  # fmt: skip
+    assert paris.returncode == 0 and paris.stderr == ""  # --unprivileged: no notice
+    assert hop_addresses(report_of(paris)) == lab.expected_hops(version)
+    rounds = as_nobody(lab, nobody_python, server, f"-{version}", "-n", "--unprivileged",
+                       "-c", "3", "-i", "0.1", "--format", "json")  # fmt: skip
+    assert rounds.returncode == 0, rounds.stderr
+    report = report_of(rounds)
+    assert [h["stats"]["received"] for h in report["hops"]] == [3, 0, 3, 3]
+
+
+def test_runs_at_once_raw_and_unprivileged_never_take_each_others_answers(
+    lab: Lab, nobody_python: Path
+) -> None:
+    server = lab.address("server")
+    args = [server, "-n", "-q", "6", "--format", "json"]
+    nobody = [*NOBODY, "env", "HOME=/nonexistent", str(nobody_python), "-m", "tracekit"]
+    commands = [nobody + args, nobody + args, [sys.executable, "-m", "tracekit", *args]]
+    runs = [
+        subprocess.Popen(lab.command("client", c), stdout=subprocess.PIPE, text=True, cwd="/")
+        for c in commands
+    ]
+    reports = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
+    identifiers = {r["probe"]["parameters"]["identifier"] for r in reports}
+    assert len(identifiers) == 3
+    for report in reports:
+        assert hop_addresses(report) == lab.expected_hops()
+        for hop, expected in zip(report["hops"], lab.expected_hops(), strict=True):
+            # every probe of an answering hop got its own answer, none taken by another run
+            assert all((p["address"] is None) == (expected is None) for p in hop["probes"])
+
+
+def test_what_cannot_work_unprivileged_is_one_line(lab: Lab, nobody_python: Path) -> None:
+    server = lab.address("server")
+    tcp = as_nobody(lab, nobody_python, server, "--unprivileged", "--probe", "tcp")
+    assert tcp.returncode == 2 and tcp.stdout == ""
+    assert tcp.stderr == (
+        "tracekit: this probe method needs raw sockets (root or CAP_NET_RAW): without "
+        "privilege, tracekit traces with --probe icmp or --probe udp\n"
+    )
+    raw = as_nobody(lab, nobody_python, server, "--raw")
+    assert raw.returncode == 3 and len(raw.stderr.splitlines()) == 1
+    assert "raw sockets need privilege" in raw.stderr and "setcap cap_net_raw+ep" in raw.stderr
+    # without --unprivileged, tcp says both: how to get privilege, and what works without
+    auto = as_nobody(lab, nobody_python, server, "--probe", "tcp")
+    assert auto.returncode == 3 and len(auto.stderr.splitlines()) == 1
+    assert "setcap cap_net_raw+ep" in auto.stderr and "--probe udp" in auto.stderr
+
+
+def test_ping_sockets_refused_names_the_sysctl(tracekit_lab: Lab, nobody_python: Path) -> None:
+    # The shared lab keeps the kernel's default ping_group_range ("1 0": nobody may).
+    server = tracekit_lab.address("server")
+    process = as_nobody(tracekit_lab, nobody_python, server)
+    assert process.returncode == 3 and len(process.stderr.splitlines()) == 1, process.stderr
+    assert "net.ipv4.ping_group_range" in process.stderr
+    assert "sudo sysctl -w net.ipv4.ping_group_range='0 2147483647'" in process.stderr
+    assert "--probe udp" in process.stderr
+    udp = as_nobody(tracekit_lab, nobody_python, server, "-n", "--probe", "udp",
+                    "--format", "json")  # fmt: skip
+    assert udp.returncode == 0 and hop_addresses(report_of(udp)) == tracekit_lab.expected_hops()
