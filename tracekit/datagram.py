@@ -38,8 +38,10 @@ _ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
 _EE = struct.Struct("=IBBBBII")  # struct sock_extended_err
 _RCVBUF = 1 << 20
 #: What an ICMP error sets on a socket with IP_RECVERR, reported by the next call on it.
-_ASYNC_ERRORS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED,
-                           errno.EPROTO, errno.EACCES, errno.EMSGSIZE, errno.ENOPROTOOPT})  # fmt: skip
+_ASYNC_ERRORS = frozenset(
+    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EPROTO, errno.EACCES,
+     errno.EMSGSIZE, errno.ENOPROTOOPT}
+)  # fmt: skip
 
 
 def ping_hint() -> str:
