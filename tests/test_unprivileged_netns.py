@@ -71,7 +71,7 @@ def report_of(process: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("version", [4, 6])
-@pytest.mark.parametrize("probe", ["icmp", "udp"])
+@pytest.mark.parametrize("probe", ["icmp", "udp", "tcp"])
 def test_an_ordinary_user_traces_with_exact_hops(
     lab: Lab, nobody_python: Path, probe: str, version: int
 ) -> None:
@@ -89,7 +89,20 @@ def test_an_ordinary_user_traces_with_exact_hops(
         else:  # kernel timestamps: real, small round trips
             assert all(0 < rtt < 100 for rtt in rtts), rtts
     last = report["hops"][-1]["probes"][0]["reply"]
-    assert last == ("echo-reply" if probe == "icmp" else "port-unreachable")
+    assert last == {"icmp": "echo-reply", "udp": "port-unreachable", "tcp": "syn-ack"}[probe]
+
+
+def test_tcp_to_a_closed_port_and_no_connection_left(lab: Lab, nobody_python: Path) -> None:
+    server = lab.address("server")
+    closed = as_nobody(lab, nobody_python, server, "-n", "--probe", "tcp", "-p", "81",
+                       "--format", "json")  # fmt: skip
+    assert closed.returncode == 0, closed.stderr
+    report = report_of(closed)
+    assert hop_addresses(report) == lab.expected_hops()
+    assert {p["reply"] for p in report["hops"][-1]["probes"]} == {"rst"}
+    # connections to the open port were reset at once: none open, none waiting to close
+    listing = lab.exec("server", ["ss", "-Htan", "state", "all", "sport", "= :80"]).stdout
+    assert [line for line in listing.splitlines() if "LISTEN" not in line] == []
 
 
 @pytest.mark.parametrize("version", [4, 6])
@@ -131,19 +144,19 @@ def test_runs_at_once_raw_and_unprivileged_never_take_each_others_answers(
 
 def test_what_cannot_work_unprivileged_is_one_line(lab: Lab, nobody_python: Path) -> None:
     server = lab.address("server")
-    tcp = as_nobody(lab, nobody_python, server, "--unprivileged", "--probe", "tcp")
+    tcp = as_nobody(lab, nobody_python, server, "--unprivileged", "--probe", "tcp", "--paris")
     assert tcp.returncode == 2 and tcp.stdout == ""
     assert tcp.stderr == (
-        "tracekit: this probe method needs raw sockets (root or CAP_NET_RAW): without "
-        "privilege, tracekit traces with --probe icmp or --probe udp\n"
+        "tracekit: --paris does not work for tcp probes without privilege: each probe has a "
+        "source port of its own (--probe udp keeps one)\n"
     )
     raw = as_nobody(lab, nobody_python, server, "--raw")
     assert raw.returncode == 3 and len(raw.stderr.splitlines()) == 1
     assert "raw sockets need privilege" in raw.stderr and "setcap cap_net_raw+ep" in raw.stderr
-    # without --unprivileged, tcp says both: how to get privilege, and what works without
-    auto = as_nobody(lab, nobody_python, server, "--probe", "tcp")
+    # without --unprivileged, it says both: how to get privilege, and what works without
+    auto = as_nobody(lab, nobody_python, server, "--probe", "tcp", "--source-port", "40000")
     assert auto.returncode == 3 and len(auto.stderr.splitlines()) == 1
-    assert "setcap cap_net_raw+ep" in auto.stderr and "--probe udp" in auto.stderr
+    assert "setcap cap_net_raw+ep" in auto.stderr and "--probe udp keeps one" in auto.stderr
 
 
 def test_ping_sockets_refused_names_the_sysctl(tracekit_lab: Lab, nobody_python: Path) -> None:

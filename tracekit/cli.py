@@ -178,8 +178,8 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-I", "--interface", metavar="NAME", help="Send from this interface "
                      "(as mtr -I; traceroute's -i)."),
         click.option("--unprivileged", "sockets", flag_value="unprivileged",
-                     help="Trace without raw sockets (ping and UDP sockets: icmp and udp "
-                     "probes); the default when raw sockets are refused."),
+                     help="Trace without raw sockets (ping, UDP and TCP sockets); the "
+                     "default when raw sockets are refused."),
         click.option("--raw", "sockets", flag_value="raw",
                      help="Raw sockets only: fail rather than trace without privilege."),
         click.option("-s", "--source", metavar="ADDR",

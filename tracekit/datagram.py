@@ -1,4 +1,4 @@
-"""Tracing without privilege: ICMP through ping sockets, UDP through ordinary sockets.
+"""Tracing without privilege: ICMP through ping sockets, UDP and TCP through ordinary sockets.
 
 Linux lets any user trace, within limits:
 
@@ -7,6 +7,10 @@ Linux lets any user trace, within limits:
   The kernel sets the echo identifier to the port the socket is bound to, so the socket is
   bound to the method's identifier; the checksum it computes is the one the method steered.
 - **UDP**: the method's own socket, bound to its source port.
+- **TCP**: a non-blocking ``connect`` per probe (Linux queues the ICMP errors of a SYN on the
+  socket's error queue since 5.8); the connection made or refused is the destination's
+  SYN-ACK or RST. Each probe has a source port of its own (not flow-stable), and is given up
+  after :data:`_TCP_LIFETIME`, before the kernel would send its SYN again.
 
 The TTL (hop limit) and type of service of each probe go through ``setsockopt``, read from the
 packet the method built. With ``IP_RECVERR``/``IPV6_RECVERR``, the ICMP errors a probe
@@ -20,6 +24,7 @@ with is not reported on the error queue.
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import struct
@@ -37,6 +42,10 @@ _IP_RECVTTL, _IP_TTL_CMSG = 12, 2
 _ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
 _EE = struct.Struct("=IBBBBII")  # struct sock_extended_err
 _RCVBUF = 1 << 20
+_SYN, _RST, _ACK = 0x02, 0x04, 0x10
+#: Seconds a TCP probe's socket lives: the kernel sends the SYN again after one second,
+#: and that second SYN's answer must not be taken for the first one's.
+_TCP_LIFETIME = 0.9
 #: What an ICMP error sets on a socket with IP_RECVERR, reported by the next call on it.
 _ASYNC_ERRORS = frozenset(
     {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EPROTO, errno.EACCES,
@@ -78,6 +87,8 @@ class DatagramTransport:
         self._tos: dict[socket.socket, int] = {}
         self._protocol = 0
         self._udp_port = 0
+        #: TCP: one socket per probe, connecting; what its SYN carried, and when it went.
+        self._connecting: dict[int, tuple[socket.socket, bytes, float]] = {}
         probe = method.build(1, 0, 0)
         self._protocol = probe[9] if ip_version == 4 else probe[6]
         l4 = probe[(probe[0] & 0x0F) * 4 if ip_version == 4 else 40 :]
@@ -88,11 +99,16 @@ class DatagramTransport:
         elif self._protocol == socket.IPPROTO_UDP and self._udp is not None:
             self._udp_port = self._udp.getsockname()[1]
             self._setup(self._udp)
-        else:
+        elif self._protocol != socket.IPPROTO_TCP or l4[13] != _SYN:
             raise BadInput(
                 "this probe method needs raw sockets (root or CAP_NET_RAW): without "
-                "privilege, tracekit traces with --probe icmp or --probe udp"
+                "privilege, tracekit traces with --probe icmp, udp or tcp"
             )
+        #: TCP: each probe comes from a port of its own (no --paris, no --source-port).
+        self.port_per_probe = self._protocol == socket.IPPROTO_TCP
+        self._poll = select.poll()
+        for sock in self._sockets_in_use():
+            self._poll.register(sock, select.POLLIN)
 
     def _open_ping(self, identifier: int) -> socket.socket:
         proto = socket.IPPROTO_ICMP if self.ip_version == 4 else IPPROTO_ICMPV6
@@ -137,6 +153,8 @@ class DatagramTransport:
             start, ttl = 40, data[7]
             tos = ((data[0] & 0x0F) << 4) | (data[1] >> 4)
         l4 = data[start:]
+        if self._protocol == socket.IPPROTO_TCP:
+            return self._connect(l4, ttl, tos)
         sock = self._ping if self._ping is not None else self._udp
         assert sock is not None
         level = socket.IPPROTO_IP if self.ip_version == 4 else socket.IPPROTO_IPV6
@@ -166,29 +184,105 @@ class DatagramTransport:
                 raise CannotProbe(f"cannot send to {self.destination}: {exc.strerror}") from exc
         raise AssertionError("unreachable")
 
+    def _connect(self, syn: bytes, ttl: int, tos: int) -> float:
+        """TCP: a non-blocking connect with the probe's TTL; the kernel sends the SYN."""
+        (dport,) = struct.unpack_from("!H", syn, 2)
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        try:
+            self._setup(sock)
+            level = socket.IPPROTO_IP if self.ip_version == 4 else socket.IPPROTO_IPV6
+            name = socket.IP_TTL if self.ip_version == 4 else socket.IPV6_UNICAST_HOPS
+            sock.setsockopt(level, name, ttl)
+            if tos:
+                sock.setsockopt(level, socket.IP_TOS if self.ip_version == 4 else 67, tos)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+            sock.bind((self.local, 0))
+            sent = time.time()
+            code = sock.connect_ex((self.destination, dport))
+        except OSError as exc:
+            sock.close()
+            raise CannotProbe(f"cannot connect to {self.destination}: {exc.strerror}") from exc
+        if code not in (0, errno.EINPROGRESS):
+            sock.close()
+            if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                raise CannotProbe(f"no route to {self.destination}")
+            raise CannotProbe(f"cannot connect to {self.destination}: {os.strerror(code)}")
+        self._connecting[sock.fileno()] = (sock, syn[:20], sent)
+        self._poll.register(sock, select.POLLOUT)
+        self._forget_old(sent)
+        return sent
+
+    def _forget_old(self, now: float) -> None:
+        """Close connecting sockets before the kernel would send their SYN again (1 s)."""
+        for fd, (sock, _, sent) in list(self._connecting.items()):
+            if now - sent >= _TCP_LIFETIME:
+                self._close_tcp(fd, sock)
+
+    def _close_tcp(self, fd: int, sock: socket.socket) -> None:
+        # Reset rather than close: no connection of ours lingers at the destination.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._poll.unregister(fd)
+        del self._connecting[fd]
+        sock.close()
+
     # -- receiving --------------------------------------------------------------------------
 
     def receive(self, timeout: float) -> list[Received]:
         """Wait up to ``timeout`` seconds; return answers and errors, as raw packets."""
-        ready, _, _ = select.select(self._sockets_in_use(), [], [], timeout)
         out: list[Received] = []
-        for sock in ready:
+        for fd, events in self._poll.poll(max(0.0, timeout) * 1000):
+            connecting = self._connecting.get(fd)
+            if connecting is not None:
+                self._tcp_event(fd, connecting, events, out)
+                continue
+            sock = self._ping if self._ping is not None and fd == self._ping.fileno() else self._udp
+            assert sock is not None
             for flags in (socket.MSG_ERRQUEUE, 0):
-                while True:
-                    try:
-                        data, ancillary, _flags, addr = sock.recvmsg(65535, 512, flags)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        break  # an error reported on the socket itself: nothing to read
-                    received = (
-                        self._error(sock, data, ancillary, addr)
-                        if flags
-                        else self._answer(sock, data, ancillary, addr)
-                    )
-                    if received is not None:
-                        out.append(received)
+                out.extend(self._drain(sock, flags))
+        if self._connecting:
+            self._forget_old(time.time())
         return out
+
+    def _drain(self, sock: socket.socket, flags: int) -> list[Received]:
+        out: list[Received] = []
+        while True:
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(65535, 512, flags)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # an error reported on the socket itself: nothing to read
+            received = (
+                self._error(sock, data, ancillary, addr)
+                if flags
+                else self._answer(sock, data, ancillary, addr)
+            )
+            if received is not None:
+                out.append(received)
+        return out
+
+    def _tcp_event(
+        self, fd: int, connecting: tuple[socket.socket, bytes, float], events: int,
+        out: list[Received],
+    ) -> None:  # fmt: skip
+        """A probe's socket: an ICMP error on its queue, or the connection done or refused."""
+        sock, syn, _ = connecting
+        errors = self._drain(sock, socket.MSG_ERRQUEUE)
+        if errors:
+            out.extend(errors)
+            self._close_tcp(fd, sock)
+            return
+        if not events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+            return
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code in (0, errno.ECONNREFUSED):
+            sport, dport, seq = struct.unpack_from("!HHI", syn)
+            flags = _SYN | _ACK if code == 0 else _RST | _ACK
+            segment = struct.pack("!HHIIBBHHH", dport, sport, 0, (seq + 1) & 0xFFFFFFFF,
+                                  0x50, flags, 0, 0, 0)  # fmt: skip
+            out.append(self._packet(self._packed_destination, segment, time.time(), None,
+                                    socket.IPPROTO_TCP))  # fmt: skip
+        self._close_tcp(fd, sock)
 
     def _sockets_in_use(self) -> list[socket.socket]:
         return [s for s in (self._ping, self._udp) if s is not None]
@@ -220,7 +314,11 @@ class DatagramTransport:
         offender = self._sockaddr(error[_EE.size :])
         if offender is None:
             return None
-        if sock is self._udp:
+        connecting = self._connecting.get(sock.fileno())
+        if connecting is not None:
+            quoted_l4 = connecting[1]  # the SYN the method built: its ports and sequence
+            protocol = socket.IPPROTO_TCP
+        elif sock is self._udp:
             port = addr[1] if addr else 0
             quoted_l4 = self._udp_header(self._udp_port, port, data) + data
             protocol = socket.IPPROTO_UDP
@@ -283,6 +381,9 @@ class DatagramTransport:
         return Received(header + l4, self.ip_version, address, stamp, ttl)
 
     def close(self) -> None:
+        for sock, _, _ in self._connecting.values():
+            sock.close()
+        self._connecting.clear()
         for sock in self._sockets:
             sock.close()
         self._sockets.clear()

@@ -273,9 +273,7 @@ def _transport(
             if request.sockets == "raw":
                 raise
             try:
-                transport = DatagramTransport(
-                    ip_version, address, source, method, request.interface
-                )
+                transport = _unprivileged(request, method, ip_version, address, source)
             except (BadInput, CannotProbe) as fallback:
                 raise NoPrivilege(f"{exc}; {fallback}") from fallback
             print(
@@ -284,7 +282,23 @@ def _transport(
                 file=sys.stderr,
             )
             return transport
-    return DatagramTransport(ip_version, address, source, method, request.interface)
+    return _unprivileged(request, method, ip_version, address, source)
+
+
+def _unprivileged(
+    request: TraceRequest, method: ProbeMethod, ip_version: int, address: str, source: str
+) -> DatagramTransport:
+    transport = DatagramTransport(ip_version, address, source, method, request.interface)
+    if transport.port_per_probe:
+        for name in ("paris", "source_port"):
+            if request.probe_options.get(name) not in (None, False):
+                transport.close()
+                option = "--" + name.replace("_", "-")
+                raise BadInput(
+                    f"{option} does not work for {request.probe} probes without privilege: "
+                    "each probe has a source port of its own (--probe udp keeps one)"
+                )
+    return transport
 
 
 def _check_options(request: TraceRequest, used: frozenset[str]) -> None:
