@@ -163,11 +163,11 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
             trace.cycles, trace.interval = request.cycles, request.interval
         engine = Engine(method, strategy)
         run = _Run(pm, trace, outputs, strategy)
-        pm.hook.tracekit_trace_started(trace=trace)
-        for sink in outputs:
-            sink.call("start", trace)
         try:
             try:
+                pm.hook.tracekit_trace_started(trace=trace)
+                for sink in outputs:
+                    sink.call("start", trace)
                 for event in drive(engine, transport):
                     run.handle(event)
             except KeyboardInterrupt:
