@@ -119,9 +119,12 @@ def test_trace_help_lists_the_built_in_choices() -> None:
 
     help_text = " ".join(tracekit("trace", "--help").stdout.split())
     assert "Probe method: icmp, udp, tcp, or one a plugin adds" in help_text
-    assert "Format on standard output: text, json, jsonl, map, one a plugin adds" in help_text
+    formats = "Format on standard output: text, json, jsonl, atlas, map, one a plugin adds"
+    assert formats in help_text
     assert "or none for nothing" in help_text
-    assert "names: .txt, .json, .jsonl, .html (the map), or one a plugin adds" in help_text
+    assert "names: .txt, .json, .jsonl, .atlas.json, .html (the map), or one a plugin adds" in (
+        help_text
+    )
     # and those are what the built-in plugins register
     listing = json.loads(tracekit("plugins", "--format", "json").stdout)
     builtin = [p for p in listing if p["distribution"] == "tracekit"]

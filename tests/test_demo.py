@@ -125,9 +125,11 @@ def test_demo_errors_are_one_line(clean_machine: None) -> None:
         (["-f", "5", "-m", "3"], 2,
          "Invalid value for '-f/--first-ttl': must not exceed --max-ttl "
          "(see 'tracekit demo --help')"),
-        (["--format", "yaml"], 2, "unknown format 'yaml'; available: json, jsonl, map, text"),
+        (["--format", "yaml"], 2,
+         "unknown format 'yaml'; available: atlas, json, jsonl, map, text"),
         (["--out", "x.csv"], 2,
-         "no output format for 'x.csv': use one of the suffixes .html, .json, .jsonl, .txt"),
+         "no output format for 'x.csv': use one of the suffixes "
+         ".atlas.json, .html, .json, .jsonl, .txt"),
         (["-I", "eth0"], 3, "no such interface in the demo's client: eth0 (it has lo, r1)"),
         (["--geoip-db", "/nonexistent.mmdb"], 2,
          "GeoIP database /nonexistent.mmdb does not exist"),

@@ -13,7 +13,7 @@ import pytest
 
 from tracekit.testing import Lab
 
-BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "jsonl", "map", "rdns", "geoip"}
+BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "jsonl", "atlas", "map", "rdns", "geoip"}
 MISSPELLED_ARGUMENT = """
     from tracekit import hookimpl
 
@@ -146,8 +146,14 @@ def test_an_unknown_plugin_name_is_one_line_listing_the_available_ones(
     "args,listed",
     [
         (["--probe", "pigeon"], "unknown probe 'pigeon'; available: icmp, tcp, udp"),
-        (["--format", "yaml"], "unknown format 'yaml'; available: json, jsonl, map, text, upper"),
-        (["--out", "t.docx"], "use one of the suffixes .html, .json, .jsonl, .txt, .upper"),
+        (
+            ["--format", "yaml"],
+            "unknown format 'yaml'; available: atlas, json, jsonl, map, text, upper",
+        ),
+        (
+            ["--out", "t.docx"],
+            "use one of the suffixes .atlas.json, .html, .json, .jsonl, .txt, .upper",
+        ),
     ],
 )
 def test_unknown_probe_format_or_suffix_lists_what_plugins_offer(
