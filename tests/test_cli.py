@@ -119,10 +119,10 @@ def test_trace_help_lists_the_built_in_choices() -> None:
 
     help_text = " ".join(tracekit("trace", "--help").stdout.split())
     assert "Probe method: icmp, udp, tcp, or one a plugin adds" in help_text
-    formats = "text, json, jsonl, map, junit, markdown"
+    formats = "text, json, jsonl, atlas, map, junit, markdown"
     assert f"Format on standard output: {formats}, one a plugin adds" in help_text
     assert "or none for nothing" in help_text
-    suffixes = ".txt, .json, .jsonl, .html (the map), .xml (JUnit), .md (Markdown)"
+    suffixes = ".txt, .json, .jsonl, .atlas.json, .html (the map), .xml (JUnit), .md (Markdown)"
     assert f"names: {suffixes}, or one a plugin adds" in help_text
     # and those are what the built-in plugins register
     listing = json.loads(tracekit("plugins", "--format", "json").stdout)

@@ -126,9 +126,9 @@ def test_demo_errors_are_one_line(clean_machine: None) -> None:
          "Invalid value for '-f/--first-ttl': must not exceed --max-ttl "
          "(see 'tracekit demo --help')"),
         (["--format", "yaml"], 2,
-         "unknown format 'yaml'; available: json, jsonl, junit, map, markdown, text"),
+         "unknown format 'yaml'; available: atlas, json, jsonl, junit, map, markdown, text"),
         (["--out", "x.csv"], 2, "no output format for 'x.csv': use one of the suffixes "
-         ".html, .json, .jsonl, .md, .txt, .xml"),
+         ".atlas.json, .html, .json, .jsonl, .md, .txt, .xml"),
         (["--expect", "hops<12"], 2, "Invalid value for '--expect': 'hops<12' is not a rule: "
          "write hops<=N (see 'tracekit trace --help')"),
         (["--expect", "same-path"], 2,

@@ -13,7 +13,7 @@ import pytest
 
 from tracekit.testing import Lab
 
-BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "jsonl", "map", "junit", "markdown"}
+BUILT_INS = {"icmp", "udp", "tcp", "text", "json", "jsonl", "atlas", "map", "junit", "markdown"}
 BUILT_INS |= {"rdns", "geoip"}
 MISSPELLED_ARGUMENT = """
     from tracekit import hookimpl
@@ -149,9 +149,12 @@ def test_an_unknown_plugin_name_is_one_line_listing_the_available_ones(
         (["--probe", "pigeon"], "unknown probe 'pigeon'; available: icmp, tcp, udp"),
         (
             ["--format", "yaml"],
-            "unknown format 'yaml'; available: json, jsonl, junit, map, markdown, text, upper",
+            "unknown format 'yaml'; available: atlas, json, jsonl, junit, map, markdown, text, upper",
         ),
-        (["--out", "t.docx"], "suffixes .html, .json, .jsonl, .md, .txt, .upper, .xml"),
+        (
+            ["--out", "t.docx"],
+            "suffixes .atlas.json, .html, .json, .jsonl, .md, .txt, .upper, .xml",
+        ),
     ],
 )
 def test_unknown_probe_format_or_suffix_lists_what_plugins_offer(

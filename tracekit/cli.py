@@ -33,8 +33,8 @@ from tracekit.errors import (
 
 #: What the built-in plugins provide, for --help (which loads no plugin, to stay fast).
 BUILTIN_PROBES = ("icmp", "udp", "tcp")
-BUILTIN_FORMATS = ("text", "json", "jsonl", "map", "junit", "markdown")
-BUILTIN_SUFFIXES = (".txt", ".json", ".jsonl", ".html", ".xml", ".md")
+BUILTIN_FORMATS = ("text", "json", "jsonl", "atlas", "map", "junit", "markdown")
+BUILTIN_SUFFIXES = (".txt", ".json", ".jsonl", ".atlas.json", ".html", ".xml", ".md")
 #: The grammar of --expect, for --help (tracekit.expect.GRAMMAR, without importing it).
 EXPECT_GRAMMAR = "reached, hops<=N, rtt<=Nms, loss<=P%, via=X, not-via=X or same-path"
 
@@ -229,9 +229,9 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def cli() -> None:
     """tracekit: a plugin-based, multi-protocol traceroute.
 
-    Exit codes: 0 destination reached, 1 not reached, 2 bad input,
-    3 cannot probe (privilege, route, interface), 4 internal error, 5 an --expect rule
-    failed, 130 interrupted, 128+N ended by signal N.
+    Exit codes: 0 destination reached (every one, for several targets), 1 not reached
+    (some not), 2 bad input, 3 cannot probe (privilege, route, interface), 4 internal error,
+    5 an --expect rule failed, 130 interrupted, 128+N ended by signal N.
     """
 
 
@@ -241,11 +241,38 @@ def _check_ttls(options: dict[str, Any]) -> None:
 
 
 @cli.command()
-@click.argument("host")
+@click.argument("hosts", nargs=-1, metavar="HOST...")
+@click.option(
+    "--targets",
+    "targets_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    metavar="FILE",
+    help="Also trace the targets in FILE: one a line, '#' comments, "
+    "'-' for standard input (see docs/bulk.md).",
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Trace only part K of N (1 <= K <= N) of the "
+    "targets, chosen by a hash of each target: run N of these to share a list.",
+)
 @trace_options
-def trace(host: str, **options: Any) -> int:
-    """Trace the route to HOST (a name or an IPv4/IPv6 address)."""
+def trace(
+    hosts: tuple[str, ...], targets_file: str | None, shard: str | None, **options: Any
+) -> int:
+    """Trace the route to HOST (a name or an IPv4/IPv6 address), or to several, in turn.
+
+    With several targets (more than one HOST, --targets or --shard) each trace is written
+    whole when it is finished: --format json writes one array, jsonl one report a line.
+    Exit codes then: 0 every target reached, 1 some not (or failed).
+    """
     from tracekit.expect import prepare
+    from tracekit.targets import parse_shard
+
+    several = len(hosts) != 1 or targets_file is not None or shard is not None
+    if not hosts and targets_file is None:
+        raise click.UsageError("Missing argument 'HOST'.", click.get_current_context())
+    shard_of = parse_shard(shard) if shard is not None else None
     from tracekit.plugins import get_plugin_manager
     from tracekit.run import TraceRequest, run_trace
     from tracekit.strategies.classic import Schedule
@@ -265,7 +292,7 @@ def trace(host: str, **options: Any) -> int:
     )
     stdout_format = options["stdout_format"]
     request = TraceRequest(
-        target=host,
+        target=hosts[0] if hosts else "",
         probe=options["probe"],
         ip_version=options["ip_version"],
         schedule=schedule,
@@ -295,14 +322,39 @@ def trace(host: str, **options: Any) -> int:
             "tos": options["tos"],
         },
     )
+    pm = get_plugin_manager(plugins=options["plugins"])
     try:
-        trace = run_trace(get_plugin_manager(plugins=options["plugins"]), request)
+        if several:
+            return _trace_several(pm, request, hosts, targets_file, shard_of)
+        trace = run_trace(pm, request)
     except KeyboardInterrupt:
         # The outputs have had their say; click would add an empty line for the "^C".
         raise Interrupted("interrupted") from None
     if trace.expectations and not all(e.passed for e in trace.expectations):
         return EXIT_EXPECTATION_FAILED
     return EXIT_REACHED if trace.reached else EXIT_NOT_REACHED
+
+
+def _trace_several(
+    pm: Any,
+    request: Any,
+    hosts: tuple[str, ...],
+    targets_file: str | None,
+    shard: tuple[int, int] | None,
+) -> int:
+    """Several targets, one after another: 0 if every one was reached, else 1."""
+    from contextlib import ExitStack
+
+    from tracekit.run import run_targets
+    from tracekit.targets import in_shard, open_targets, parse_lines
+
+    with ExitStack() as stack:
+        sources: list[Any] = [hosts]
+        if targets_file is not None:
+            sources.append(parse_lines(stack.enter_context(open_targets(targets_file))))
+        targets = in_shard((t for source in sources for t in source), shard)
+        summary = run_targets(pm, request, targets)
+    return EXIT_REACHED if summary.reached == summary.targets else EXIT_NOT_REACHED
 
 
 @cli.command()

@@ -156,4 +156,12 @@ class Engine:
             mpls=[{"label": m.label, "tc": m.tc, "s": m.s, "ttl": m.ttl} for m in match.mpls],
             marker=match.marker,
             flow=probe.flow,
+            size=_size(received),
         )
+
+
+def _size(received: Received) -> int | None:
+    """Bytes of a received packet after its IP header (IPv6's is put back whole, 40 bytes)."""
+    data = received.data
+    header = ((data[0] & 0x0F) * 4 if data else 20) if received.ip_version == 4 else 40
+    return len(data) - header if len(data) >= header else None

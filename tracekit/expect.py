@@ -256,7 +256,7 @@ def _judge(rule: Rule, trace: Trace, baseline: Baseline | None) -> tuple[bool, s
     if rule.kind == "hops":
         return dest.ttl <= rule.limit, f"{dest.ttl} hops"
     if rule.kind == "rtt":
-        host = dest.hosts.get(trace.address) or next(iter(dest.hosts.values()), None)
+        host = dest.hosts.get(trace.address or "") or next(iter(dest.hosts.values()), None)
         stats = host.stats if host is not None else None
         median = stats.median_ms if stats is not None else None
         if stats is None or median is None:

@@ -38,6 +38,8 @@ class ProbeResult:
     #: For a probe without answer: the hop withheld it (an ICMP rate limit) while later
     #: hops still answered, so it is not counted as loss (see ``docs/continuous.md``).
     rate_limited: bool = False
+    #: Bytes of the answer after its IP header (the ICMP message, or the TCP/UDP segment).
+    size: int | None = None
 
     @property
     def answered(self) -> bool:
@@ -106,10 +108,11 @@ class Trace:
 
     #: The target as the user gave it.
     target: str
-    #: The resolved destination address.
-    address: str
-    #: 4 or 6.
-    ip_version: int
+    #: The resolved destination address; ``None`` only for a target that failed before
+    #: probing (several targets: a name that does not resolve...; ``error`` says why).
+    address: str | None
+    #: 4 or 6; ``None`` only with ``address``.
+    ip_version: int | None
     probe: ProbeInfo
     #: Our own source address.
     source: str | None = None
@@ -143,6 +146,8 @@ class Trace:
     #: The verdicts on the ``--expect`` rules, judged once the trace is over (before the
     #: outputs' ``finish``); ``None`` when no rule was given.
     expectations: list[Expectation] | None = None
+    #: With ``end == "error"``: the one-line reason (as printed on standard error).
+    error: str | None = None
 
     @property
     def continuous(self) -> bool:

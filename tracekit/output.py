@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 from tracekit.events import Round
 from tracekit.model import Hop, ProbeResult, Trace
@@ -27,10 +27,31 @@ class OutputTarget:
     path: Path | None = None
     #: ``-n``: show addresses only, no names.
     numeric: bool = False
+    #: This trace is one of several written to the same stream (several targets): the
+    #: output writes one record at :meth:`Output.finish`, and tracekit puts
+    #: :attr:`Output.list_start`, :attr:`Output.list_separator` and
+    #: :attr:`Output.list_end` around and between the records.
+    several: bool = False
 
 
 class Output(ABC):
-    """Renders one trace to one target."""
+    """Renders one trace to one target.
+
+    With several targets (``tracekit A B``, ``--targets``), each trace gets an output of its
+    own, whose target has ``several`` set and a stream of its own (a buffer copied to the
+    real stream when the trace is finished, so traces never mix). A target that fails before
+    probing (its name does not resolve, no route) gets only :meth:`finish`, with
+    ``trace.end == "error"``, ``trace.error`` set and ``trace.address`` ``None``.
+    """
+
+    #: Written before the first record of several (``"["`` for a JSON array).
+    list_start: ClassVar[str] = ""
+    #: Written between two records of several.
+    list_separator: ClassVar[str] = ""
+    #: Written after the last record of several.
+    list_end: ClassVar[str] = ""
+    #: ``False`` for an output that can show only one trace per stream (the map, for now).
+    several_traces: ClassVar[bool] = True
 
     def __init__(self, target: OutputTarget) -> None:
         self.target = target

@@ -250,9 +250,14 @@ class Registry:
     def output_for_path(self, path: str) -> OutputEntry:
         """The output format whose suffix ``path`` ends with."""
         lowered = path.lower()
-        for entry in self.outputs.values():
-            if any(lowered.endswith(s.lower()) for s in entry.suffixes):
-                return entry
+        matches = [
+            (len(suffix), entry)
+            for entry in self.outputs.values()
+            for suffix in entry.suffixes
+            if lowered.endswith(suffix.lower())
+        ]
+        if matches:  # the longest suffix wins: x.atlas.json is atlas, not json
+            return max(matches, key=lambda match: match[0])[1]
         known = sorted(s for e in self.outputs.values() for s in e.suffixes)
         raise BadInput(f"no output format for {path!r}: use one of the suffixes {', '.join(known)}")
 

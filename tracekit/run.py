@@ -6,8 +6,11 @@ Data flows one way: request -> engine -> probe method -> answers -> hops -> enri
 
 from __future__ import annotations
 
+import io
 import os
+import socket
 import sys
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +20,7 @@ from typing import Any, TextIO
 from tracekit.datagram import DatagramTransport
 from tracekit.driver import Transport, drain, drive
 from tracekit.engine import Engine
-from tracekit.errors import BadInput, CannotProbe, NoPrivilege
+from tracekit.errors import BadInput, CannotProbe, NoPrivilege, TracekitError
 from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
 from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
 from tracekit.model import Hop, ProbeInfo, Trace
@@ -115,8 +118,16 @@ def _open_outputs(
     ]
 
 
-def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.stdout) -> Trace:
-    """Run the trace ``request`` describes and return it; outputs are written as it goes."""
+@dataclass
+class _Setup:
+    """What every trace of a run shares: the plugins' registry, the probe, the settings."""
+
+    registry: Registry
+    probe_entry: Any
+    settings: dict[str, Any]
+
+
+def _setup(pm: PluginManager, request: TraceRequest) -> _Setup:
     registry = Registry.collect(pm)
     probe_entry = registry.probe(request.probe)
     for path in request.out_paths:  # fail on a bad suffix before sending anything
@@ -127,23 +138,49 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
         registry.output(request.stdout_format)
     settings = {"numeric": request.numeric, "report": request.report, **request.settings}
     pm.hook.tracekit_configure(settings=settings)  # checks databases etc. before probing
+    return _Setup(registry, probe_entry, settings)
 
-    address, ip_version = resolve(request.target, request.ip_version)
+
+def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.stdout) -> Trace:
+    """Run the trace ``request`` describes and return it; outputs are written as it goes."""
+    setup = _setup(pm, request)
+    return _trace(
+        pm, setup, request, request.target,
+        lambda stack: _open_outputs(request, setup.registry, stack, stdout),
+    )  # fmt: skip
+
+
+class _Attempt:
+    """What became of one target: its trace, once probing began."""
+
+    trace: Trace | None = None
+
+
+def _trace(
+    pm: PluginManager,
+    setup: _Setup,
+    request: TraceRequest,
+    target: str,
+    open_outputs: Callable[[ExitStack], list[_Sink]],
+    attempt: _Attempt | None = None,
+) -> Trace:
+    """Trace ``target``: resolve, open sockets, probe, and feed the outputs as it goes."""
+    address, ip_version = resolve(target, request.ip_version)
     source = source_for(address, ip_version, request.interface, request.source)
     context = ProbeContext(ip_version, source, address, dict(request.probe_options))
     skip_scapy_routes()
 
     with ExitStack() as stack:
-        method = probe_entry.factory(context)
+        method = setup.probe_entry.factory(context)
         stack.callback(method.close)
         _check_options(request, method.options)
         chosen = _transport(request, method, ip_version, address, source)
         transport: Transport = chosen
         stack.callback(chosen.close)
-        outputs = _open_outputs(request, registry, stack, stdout)
+        outputs = open_outputs(stack)
         s = request.schedule
         trace = Trace(
-            target=request.target,
+            target=target,
             address=address,
             ip_version=ip_version,
             probe=ProbeInfo(request.probe, method.parameters()),
@@ -151,9 +188,11 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
             first_ttl=s.first_ttl,
             max_ttl=s.max_ttl,
             queries=s.queries,
-            settings=settings,
+            settings=setup.settings,
             started=datetime.now(timezone.utc),
         )
+        if attempt is not None:
+            attempt.trace = trace
 
         strategy: Strategy
         if request.cycles is None:
@@ -174,6 +213,9 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
                 for event in drain(engine):
                     run.handle(event)
                 raise
+        except TracekitError as exc:
+            trace.error = str(exc)
+            raise
         finally:
             if trace.end is None:  # an exception is on its way out
                 trace.end = "error"
@@ -202,6 +244,170 @@ def _report_failures(trace: Trace) -> None:
     for line in lines:
         print(line, file=sys.stderr)
     sys.stderr.flush()
+
+
+@dataclass
+class Summary:
+    """How a run of several targets went."""
+
+    #: Targets taken from the list (after ``--shard``).
+    targets: int = 0
+    #: Targets whose destination answered.
+    reached: int = 0
+    #: Targets that failed: no trace (a name that does not resolve...) or one cut short.
+    failed: int = 0
+
+
+class _Buffer(io.StringIO):
+    """One trace's output, held until the trace is finished; it claims the encoding of the
+    stream it is copied to (the text output asks, to choose its arrows)."""
+
+    def __init__(self, like: TextIO) -> None:
+        super().__init__()
+        self._like = getattr(like, "encoding", None) or "utf-8"
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._like
+
+
+class _List:
+    """One stream (standard output or an ``--out`` file) that gets several traces in turn,
+    each one whole, framed by its output's ``list_start``, ``list_separator``,
+    ``list_end``."""
+
+    def __init__(self, entry: Any, stream: TextIO, path: Path | None) -> None:
+        self.entry = entry
+        self.stream = stream
+        self.path = path
+        self.where = str(path) if path else "standard output"
+        self.records = 0
+        self.failed = False
+        self._write(getattr(entry.factory, "list_start", ""))
+
+    def sink(self, numeric: bool) -> tuple[_Sink, _Buffer]:
+        buffer = _Buffer(self.stream)
+        target = OutputTarget(buffer, self.path, numeric, several=True)
+        return _Sink(self.entry.name, self.entry.factory(target), self.path), buffer
+
+    def add(self, buffer: _Buffer) -> None:
+        text = buffer.getvalue()
+        if text:
+            separator = getattr(self.entry.factory, "list_separator", "")
+            self._write((separator if self.records else "") + text)
+            self.records += 1
+
+    def close(self) -> None:
+        self._write(getattr(self.entry.factory, "list_end", ""))
+
+    def _write(self, text: str) -> None:
+        if self.failed or not text:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError as exc:
+            self.failed = True
+            if isinstance(exc, BrokenPipeError) and self.path is None:
+                raise  # its reader went away ('| head'): tracekit ends quietly
+            print(
+                f"tracekit: warning: output {self.entry.name!r} ({self.where}) failed: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+
+
+def run_targets(
+    pm: PluginManager,
+    request: TraceRequest,
+    targets: Iterable[str],
+    stdout: TextIO = sys.stdout,
+    stderr: TextIO | None = None,
+) -> Summary:
+    """Trace every target in ``targets``, one after another, each with its own identity
+    (a new probe method: its own ICMP identifier or ports), and write each trace whole to
+    every output as soon as it is finished. A target that fails gets one line on standard
+    error and a record in the outputs (``end: "error"``), and the others go on; what stops
+    every trace (no privilege, a bad option, an internal error) stops the run."""
+    if request.cycles is not None:
+        raise BadInput("continuous mode (-c, -r) traces one target; several targets: drop -c/-r")
+    setup = _setup(pm, request)
+    entries: list[tuple[Any, TextIO | None, Path | None]] = []
+    if request.stdout_format:
+        entries.append((setup.registry.output(request.stdout_format), stdout, None))
+    entries += [(setup.registry.output_for_path(str(p)), None, p) for p in request.out_paths]
+    for entry, _, _ in entries:
+        if not getattr(entry.factory, "several_traces", True):
+            raise BadInput(f"output {entry.name!r} shows one trace: give it one target")
+    used = getattr(setup.probe_entry.factory, "options", None)
+    if isinstance(used, frozenset):
+        _check_options(request, used)  # the same for every target: refused once, up front
+    if request.interface is not None:
+        try:
+            socket.if_nametoindex(request.interface)
+        except OSError as exc:
+            raise CannotProbe(f"no such interface: {request.interface}") from exc
+
+    summary = Summary()
+    with ExitStack() as stack:
+        lists: list[_List] = []
+        for entry, stream, path in entries:
+            if stream is None:
+                assert path is not None
+                try:
+                    stream = stack.enter_context(path.open("w", encoding="utf-8"))
+                except OSError as exc:
+                    raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
+            lists.append(_List(entry, stream, path))
+        try:
+            for target in targets:
+                summary.targets += 1
+                made = [out.sink(request.numeric) for out in lists]
+                sinks = [sink for sink, _ in made]
+                attempt = _Attempt()
+                try:
+                    trace = _trace(pm, setup, request, target, _given(sinks), attempt)
+                    summary.reached += trace.reached
+                except NoPrivilege:
+                    raise
+                except TracekitError as exc:
+                    summary.failed += 1
+                    print(f"tracekit: {target}: {exc}", file=stderr or sys.stderr, flush=True)
+                    if attempt.trace is None:  # nothing was traced: a record of the failure
+                        failed = _failed_trace(setup, request, target, str(exc))
+                        for sink in sinks:
+                            sink.call("finish", failed)
+                finally:
+                    for out, (_, buffer) in zip(lists, made, strict=True):
+                        out.add(buffer)
+        finally:
+            for out in lists:
+                out.close()
+    return summary
+
+
+def _given(sinks: list[_Sink]) -> Callable[[ExitStack], list[_Sink]]:
+    """Outputs made already (several targets), for :func:`_trace`."""
+    return lambda stack: sinks
+
+
+def _failed_trace(setup: _Setup, request: TraceRequest, target: str, error: str) -> Trace:
+    now = datetime.now(timezone.utc)
+    s = request.schedule
+    return Trace(
+        target=target,
+        address=None,
+        ip_version=None,
+        probe=ProbeInfo(request.probe),
+        first_ttl=s.first_ttl,
+        max_ttl=s.max_ttl,
+        queries=s.queries,
+        settings=setup.settings,
+        started=now,
+        finished=now,
+        end="error",
+        error=error,
+    )
 
 
 class _Run:

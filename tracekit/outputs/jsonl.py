@@ -8,7 +8,10 @@ Every line is an object with a ``type``:
   statistics of every hop so far;
 - ``finish``: the whole report (``report``: the JSON report, ``docs/trace.schema.json``).
 
-See ``docs/json-format.md``.
+With several targets (``tracekit A B``, ``--targets``) the lines are different: one line per
+trace, written when it is finished, holding the trace's JSON report itself (no ``type``).
+
+See ``docs/json-format.md`` and ``docs/bulk.md``.
 """
 
 from __future__ import annotations
@@ -26,14 +29,19 @@ from tracekit.outputs.jsonout import SCHEMA_VERSION, hop_stats, hop_to_dict, tra
 
 
 class JsonLinesOutput(Output):
-    """Writes one JSON object per event, one per line."""
+    """Writes one JSON object per event, one per line; with several targets, one report
+    per line."""
 
     def start(self, trace: Trace) -> None:
+        if self.target.several:
+            return
         report = trace_to_dict(trace)
         header = {k: v for k, v in report.items() if k not in ("hops", "finished", "end")}
         self._line({"type": "start", **header})
 
     def hop(self, trace: Trace, hop: Hop) -> None:
+        if self.target.several:
+            return
         self._line({"type": "hop", "hop": hop_to_dict(hop)})
 
     def round(self, trace: Trace, round: Round) -> None:
@@ -66,6 +74,9 @@ class JsonLinesOutput(Output):
         )
 
     def finish(self, trace: Trace) -> None:
+        if self.target.several:
+            self._line(trace_to_dict(trace))
+            return
         self._line({"type": "finish", "schema_version": SCHEMA_VERSION,
                     "report": trace_to_dict(trace)})  # fmt: skip
 

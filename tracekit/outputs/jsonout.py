@@ -109,15 +109,22 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
             if trace.expectations is not None
             else {}
         ),
+        **({"error": trace.error} if trace.error is not None else {}),
     }
 
 
 class JsonOutput(Output):
-    """Writes the whole trace as one JSON document when it is finished."""
+    """Writes the whole trace as one JSON document when it is finished; several traces
+    (several targets) as one array."""
+
+    list_start = "[\n"
+    list_separator = ",\n"
+    list_end = "\n]\n"
 
     def finish(self, trace: Trace) -> None:
         json.dump(trace_to_dict(trace), self.target.stream, indent=2, ensure_ascii=False)
-        self.target.stream.write("\n")
+        if not self.target.several:
+            self.target.stream.write("\n")
         self.target.stream.flush()
 
 

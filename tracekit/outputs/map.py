@@ -265,6 +265,8 @@ def render(trace: Trace) -> str:
 class MapOutput(Output):
     """Writes the map when the trace is finished."""
 
+    several_traces = False  # one route per map, for now
+
     def finish(self, trace: Trace) -> None:
         self.target.stream.write(render(trace))
         self.target.stream.flush()

@@ -78,7 +78,7 @@ def markdown(trace: Trace, numeric: bool = False) -> str:
 
     dest = destination(trace)
     state = f"reached at hop {dest.ttl}" if dest is not None else not_reached(trace)
-    title = f"tracekit to {escape(trace.target)} ({escape(trace.address)}): {state}"
+    title = f"tracekit to {escape(trace.target)} ({escape(trace.address or '-')}): {state}"
     if trace.continuous:
         title += f", {trace.rounds} rounds"
     lines = [f"### {title}", ""]

@@ -102,6 +102,7 @@ class TextOutput(Output):
     (:mod:`tracekit.outputs.report`)."""
 
     live: Any = None
+    list_separator = "\n"  # a blank line between the traces of several targets
 
     def start(self, trace: Trace) -> None:
         if not trace.continuous:
@@ -126,6 +127,9 @@ class TextOutput(Output):
         self._write(hop_line(hop, self.target.numeric))
 
     def finish(self, trace: Trace) -> None:
+        if trace.address is None:  # several targets: this one failed before probing
+            self._write(f"tracekit to {printable(trace.target)}: error: {trace.error}")
+            return
         if self.live is not None:
             live, self.live = self.live, None
             live.stop()
@@ -135,6 +139,8 @@ class TextOutput(Output):
             self._write(report(trace, self.target.numeric))
         if trace.end == "interrupted":
             self._write("(interrupted)")
+        elif trace.error is not None and self.target.several:
+            self._write(f"(error: {trace.error})")
         line = as_path_line(trace, self._arrow())
         if line is not None:
             self._write(line)

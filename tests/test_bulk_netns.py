@@ -1,0 +1,171 @@
+"""Several targets in one run, on a namespace network whose every target's path is known.
+
+Routers ``rK`` (not the silent one) also own a whole prefix (``ip route add local``):
+``10.9.K.0/24`` and ``2001:db8:9K::/64``, so any address in it is a target that ends at
+hop K.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from ripe.atlas.sagan import TracerouteResult
+
+from conftest import hop_addresses
+from tracekit.targets import shard_of
+from tracekit.testing import Lab
+from tracekit.testing.pytest_plugin import require
+
+pytestmark = pytest.mark.netns
+
+ROUTERS = 3
+SILENT = 2
+#: The routers that own a prefix of targets (the silent one would answer for none).
+OWNERS = (1, 3)
+
+
+def prefix(k: int, version: int) -> str:
+    return f"10.9.{k}.0/24" if version == 4 else f"2001:db8:9{k}::/64"
+
+
+def target(k: int, host: int, version: int) -> str:
+    return f"10.9.{k}.{host}" if version == 4 else f"2001:db8:9{k}::{host}"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    import os
+
+    require(os.geteuid() == 0, "the namespace network needs root")
+    with Lab(routers=ROUTERS, silent=[SILENT], ratelimit=0) as lab:
+        chain = ["client", *lab.router_names]
+        for k in OWNERS:
+            for version in (4, 6):
+                ip = ["ip", f"-{version}", "route"]
+                lab.exec(f"r{k}", [*ip, "add", "local", prefix(k, version), "dev", "lo"])
+                for before, after in itertools.pairwise(chain[: k + 1]):
+                    via = lab.address(after, version)
+                    lab.exec(before, [*ip, "add", prefix(k, version), "via", via])
+        yield lab
+
+
+def expected(lab: Lab, k: int, address: str, version: int) -> list[str | None]:
+    """The hops to ``address``, owned by router ``k``: the routers before it, then itself."""
+    hops = lab.expected_hops(version, dst=f"r{k}")
+    return [*hops[:-1], address]
+
+
+def jsonl(process: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in process.stdout.splitlines()]
+
+
+def test_many_targets_mixed_versions_exact_hops_and_failures_going_on(
+    lab: Lab, trace_schema: dict[str, Any]
+) -> None:
+    known = {
+        target(k, host, version): (k, version)
+        for k in OWNERS
+        for version in (4, 6)
+        for host in (5, 77)
+    }
+    server = {lab.address("server", v): v for v in (4, 6)}
+    failing = ["nosuch.tracekit.test", "10.77.0.1", "2001:db8:77::1"]  # no name; no route
+    targets = [*known, failing[0], *server, *failing[1:]]
+    process = lab.tracekit(*targets, "-n", "--format", "jsonl", "-w", "1,3,10")
+    assert process.returncode == 1, process.stderr
+    reports = jsonl(process)
+    assert [r["target"] for r in reports] == targets  # one line each, in order
+    for report in reports:
+        jsonschema.validate(report, trace_schema, format_checker=jsonschema.FormatChecker())
+        name = report["target"]
+        if name in known:
+            k, version = known[name]
+            assert report["ip_version"] == version and report["reached"], report
+            assert hop_addresses(report) == expected(lab, k, name, version)
+        elif name in server:
+            assert hop_addresses(report) == lab.expected_hops(server[name])
+        else:
+            assert report["end"] == "error" and report["reached"] is False
+            assert report["address"] is None and report["hops"] == []
+    errors = process.stderr.splitlines()
+    assert len(errors) == 3, process.stderr
+    assert errors[0].startswith("tracekit: nosuch.tracekit.test: cannot resolve")
+    assert errors[1] == "tracekit: 10.77.0.1: no route to 10.77.0.1"
+    reports_by_target = {r["target"]: r for r in reports}
+    assert reports_by_target["10.77.0.1"]["error"] == "no route to 10.77.0.1"
+    # Each target had its own identity: a new ICMP identifier per trace.
+    identifiers = {r["probe"]["parameters"]["identifier"] for r in reports if r["address"]}
+    assert len(identifiers) == len(known) + len(server)
+
+
+def test_json_array_text_and_exit_0_when_every_target_is_reached(lab: Lab, tmp_path: Path) -> None:
+    targets = [target(3, 9, 4), target(1, 9, 6), lab.address("server", 4)]
+    out = tmp_path / "all.json"
+    process = lab.tracekit(*targets, "-n", "--out", str(out))
+    assert (process.returncode, process.stderr) == (0, "")
+    blocks = process.stdout.split("\n\n")
+    assert len(blocks) == 3
+    for block, name in zip(blocks, targets, strict=True):
+        lines = block.strip().splitlines()
+        assert lines[0].startswith(f"tracekit to {name} ({name}), 30 hops max")
+        assert lines[-1].split()[1] == name
+    reports = json.loads(out.read_text())
+    assert [r["target"] for r in reports] == targets
+    assert [len(r["hops"]) for r in reports] == [3, 1, 4]
+    assert hop_addresses(reports[0])[1] is None  # the silent router
+
+
+def test_a_single_target_keeps_its_json_object_and_event_stream(lab: Lab) -> None:
+    single = lab.tracekit(target(3, 4, 4), "-n", "--format", "json")
+    assert single.returncode == 0 and isinstance(json.loads(single.stdout), dict)
+    events = jsonl(lab.tracekit(target(3, 4, 4), "-n", "--format", "jsonl"))
+    assert [e["type"] for e in events] == ["start", "hop", "hop", "hop", "finish"]
+    one_of_several = lab.tracekit("--targets", "-", "--format", "json", "-n",
+                                  input=target(3, 4, 4) + "\n")  # fmt: skip
+    assert isinstance(json.loads(one_of_several.stdout), list)
+
+
+def test_targets_file_stdin_and_shards_partition_it(lab: Lab, tmp_path: Path) -> None:
+    listed = [target(k, h, v) for k in (1, 3) for h in range(10, 16) for v in (4, 6)]
+    text = "# the hitlist\n\n" + "\n".join(f"{t}   # r{t}" for t in listed) + "\n"
+    (tmp_path / "list").write_text(text)
+    everything = jsonl(lab.tracekit("--targets", "-", "-n", "--format", "jsonl", "-q", "1",
+                                    input=text))  # fmt: skip
+    assert [r["target"] for r in everything] == listed
+    seen: list[str] = []
+    for k in (1, 2, 3):
+        shard = lab.tracekit("--targets", str(tmp_path / "list"), "--shard", f"{k}/3", "-n",
+                             "--format", "jsonl", "-q", "1")  # fmt: skip
+        assert shard.returncode == 0, shard.stderr
+        names = [r["target"] for r in jsonl(shard)]
+        assert names == [t for t in listed if shard_of(t, 3) == k]
+        seen += names
+    assert sorted(seen) == sorted(listed)  # the union is the list, and no target twice
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_atlas_results_read_by_sagan_match_the_hops(lab: Lab, tmp_path: Path, version: int) -> None:
+    targets = [target(3, 21, version), lab.address("server", version), target(1, 21, version)]
+    report = tmp_path / "t.json"
+    process = lab.tracekit(*targets, "-n", "--format", "atlas", "--out", str(report))
+    assert process.returncode == 0, process.stderr
+    results = json.loads(process.stdout)
+    reports = json.loads(report.read_text())
+    assert len(results) == len(reports) == 3
+    for raw, trace in zip(results, reports, strict=True):
+        result = TracerouteResult(raw, on_malformation=TracerouteResult.ACTION_FAIL)
+        assert not result.is_malformed and not result.is_error
+        assert result.af == version and result.protocol == "ICMP"
+        assert result.destination_address == trace["address"]
+        assert result.ip_path == [[p["address"] for p in h["probes"]] for h in trace["hops"]]
+        assert result.destination_ip_responded and result.is_success
+    assert results[0]["result"][SILENT - 1]["result"] == [{"x": "*"}] * 3
+    single = lab.tracekit(targets[0], "-n", "--format", "atlas")
+    assert TracerouteResult(json.loads(single.stdout)).total_hops == 3
