@@ -149,7 +149,8 @@ def test_an_unknown_plugin_name_is_one_line_listing_the_available_ones(
         (["--probe", "pigeon"], "unknown probe 'pigeon'; available: icmp, tcp, udp"),
         (
             ["--format", "yaml"],
-            "unknown format 'yaml'; available: atlas, json, jsonl, junit, map, markdown, text, upper",
+            "unknown format 'yaml'; available: atlas, json, jsonl, junit, map, markdown, "
+            "text, upper",
         ),
         (
             ["--out", "t.docx"],
