@@ -170,3 +170,15 @@ def test_ping_sockets_refused_names_the_sysctl(tracekit_lab: Lab, nobody_python:
     udp = as_nobody(tracekit_lab, nobody_python, server, "-n", "--probe", "udp",
                     "--format", "json")  # fmt: skip
     assert udp.returncode == 0 and hop_addresses(report_of(udp)) == tracekit_lab.expected_hops()
+
+
+def test_many_targets_unprivileged(lab: Lab, nobody_python: Path) -> None:
+    targets = [lab.address("server"), lab.address("r3"), lab.address("server", 6)]
+    process = as_nobody(lab, nobody_python, *targets, "-n", "--unprivileged", "--probe", "udp",
+                        "--format", "json")  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    reports = json.loads(process.stdout)
+    assert [r["address"] for r in reports] == targets
+    assert hop_addresses(reports[0]) == lab.expected_hops()
+    assert hop_addresses(reports[1]) == lab.expected_hops(dst="r3")
+    assert hop_addresses(reports[2]) == lab.expected_hops(6)
