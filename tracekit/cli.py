@@ -177,6 +177,12 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
         click.option("-I", "--interface", metavar="NAME", help="Send from this interface "
                      "(as mtr -I; traceroute's -i)."),
+        click.option("--mda", is_flag=True, help="Multipath discovery: every load-balanced "
+                     "interface at each hop and the links between them (udp by default; "
+                     "icmp Paris)."),
+        click.option("--confidence", type=click.Choice(["95", "99"]), default="95",
+                     show_default=True, help="--mda: how sure to be that no interface was "
+                     "missed at a hop, in percent."),
         click.option("--unprivileged", "sockets", flag_value="unprivileged",
                      help="Trace without raw sockets (ping, UDP and TCP sockets); the "
                      "default when raw sockets are refused."),
@@ -291,6 +297,16 @@ def trace(
         send_interval=options["send_interval"],
     )
     stdout_format = options["stdout_format"]
+    mda = None
+    if options["mda"]:
+        if cycles is not None:
+            raise click.UsageError("--mda is one pass: it does not go with -c or -r")
+        mda = int(options["confidence"]) / 100
+        source = click.get_current_context().get_parameter_source("probe")
+        if source is click.core.ParameterSource.DEFAULT:
+            options["probe"] = "udp"  # varies its flows through the destination port
+        if options["probe"] in ("udp", "icmp"):
+            options["paris"] = True  # one flow per flow id: the flows are the point
     request = TraceRequest(
         target=hosts[0] if hosts else "",
         probe=options["probe"],
@@ -300,6 +316,7 @@ def trace(
         interval=options["interval"],
         report=options["report"],
         sockets=options["sockets"] or "auto",
+        mda=mda,
         numeric=options["numeric"],
         interface=options["interface"],
         source=options["source"],

@@ -84,6 +84,17 @@ class Hop:
 
 
 @dataclass
+class Link:
+    """Multipath discovery: flows that crossed ``source`` at ``ttl`` and ``target`` at
+    ``ttl + 1``."""
+
+    ttl: int
+    source: str
+    target: str
+    flows: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ProbeInfo:
     """The probe method of a trace and its parameters (as shown in the JSON ``probe``)."""
 
@@ -143,6 +154,11 @@ class Trace:
     #: could not go on, e.g. the route went away). ``None`` while the trace runs.
     end: str | None = None
     hops: list[Hop] = field(default_factory=list)
+    #: Multipath discovery (``--mda``): the links between consecutive hops; else ``None``.
+    links: list[Link] | None = None
+    #: Multipath discovery: the confidence asked for (0.95, 0.99) and the probes sent.
+    confidence: float | None = None
+    probes_sent: int | None = None
     #: The verdicts on the ``--expect`` rules, judged once the trace is over (before the
     #: outputs' ``finish``); ``None`` when no rule was given.
     expectations: list[Expectation] | None = None

@@ -32,6 +32,7 @@ from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
 from tracekit.strategies import Strategy
 from tracekit.strategies.classic import Classic, Schedule
+from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
 
 
@@ -49,6 +50,8 @@ class TraceRequest:
     interval: float = 1.0
     #: Continuous mode: print a report at the end instead of a live view.
     report: bool = False
+    #: Multipath discovery (``--mda``): the confidence (0.95, 0.99); ``None``: off.
+    mda: float | None = None
     #: ``"auto"`` (raw sockets where allowed, else unprivileged ones), ``"raw"`` or
     #: ``"unprivileged"`` (``--raw``, ``--unprivileged``).
     sockets: str = "auto"
@@ -195,7 +198,15 @@ def _trace(
             attempt.trace = trace
 
         strategy: Strategy
-        if request.cycles is None:
+        if request.mda is not None:
+            if method.flows < 2:
+                raise BadInput(
+                    f"--mda needs probes that can vary their flow: {request.probe} probes "
+                    "cannot here (use --probe udp without --port, or icmp)"
+                )
+            strategy = Multipath(s, request.mda, method.flows)
+            trace.confidence = request.mda
+        elif request.cycles is None:
             strategy = Classic(s)
         else:
             strategy = Rounds(s, request.cycles, request.interval)
@@ -220,9 +231,13 @@ def _trace(
             if trace.end is None:  # an exception is on its way out
                 trace.end = "error"
             trace.reached = trace.end == "reached" or (
-                trace.end == "interrupted" and isinstance(strategy, Rounds) and strategy.reached
+                trace.end == "interrupted"
+                and isinstance(strategy, Rounds | Multipath)
+                and strategy.reached
             )
             trace.finished = datetime.now(timezone.utc)
+            if isinstance(strategy, Multipath):
+                trace.links, trace.probes_sent = strategy.links(), strategy.sent
             if request.rules and trace.end != "error":
                 trace.expectations = evaluate(request.rules, trace, request.baseline)
             pm.hook.tracekit_trace_finished(trace=trace)

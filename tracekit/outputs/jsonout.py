@@ -105,6 +105,18 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "annotations": trace.annotations,
         "hops": [hop_to_dict(h) for h in trace.hops],
         **(
+            {
+                "confidence": trace.confidence,
+                "probes_sent": trace.probes_sent,
+                "links": [
+                    {"ttl": k.ttl, "from": k.source, "to": k.target, "flows": k.flows}
+                    for k in trace.links
+                ],
+            }
+            if trace.links is not None
+            else {}
+        ),
+        **(
             {"expectations": [asdict(e) for e in trace.expectations]}
             if trace.expectations is not None
             else {}

@@ -96,6 +96,17 @@ def as_path_line(trace: Trace, arrow: str = "→") -> str | None:
     return "AS path: " + f" {arrow} ".join(f"AS{n}" for n in path) if path else None
 
 
+def links_text(trace: Trace) -> str:
+    """Multipath discovery: each hop's interfaces and their successors."""
+    successors: dict[tuple[int, str], list[str]] = {}
+    for link in trace.links or []:
+        successors.setdefault((link.ttl, link.source), []).append(link.target)
+    lines = [f"links ({trace.probes_sent} probes, {trace.confidence or 0:.0%} confidence):"]
+    for (ttl, source), targets in sorted(successors.items()):
+        lines.append(f"{ttl:2d}  {source} -> {', '.join(targets)}")
+    return "\n".join(lines)
+
+
 class TextOutput(Output):
     """Streams the trace in the familiar ``traceroute`` layout. In continuous mode: a live
     view on a terminal (:mod:`tracekit.outputs.live`), and an mtr-style report at the end
@@ -133,6 +144,8 @@ class TextOutput(Output):
         if self.live is not None:
             live, self.live = self.live, None
             live.stop()
+        if trace.links is not None:
+            self._write(links_text(trace))
         if trace.continuous:
             from tracekit.outputs.report import report
 
