@@ -113,3 +113,18 @@ def test_a_load_balancer_s_branches_are_parallel_nodes(
     assert set(graph.edges) == edges  # r1 -> both branches -> r3
     assert highlighted(graph) == {f"4 {server}"}
     assert {parse_node_id(n) for n in nodes if n.startswith("2 ")} == {(2, a) for a in seen[1]}
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_multipath_discovery_draws_the_diamond_as_it_is(
+    tracekit_lab_factory: Callable[..., Lab], tmp_path: Path, version: int
+) -> None:
+    lab = tracekit_lab_factory(topology=DIAMOND, multipath_hash=1)
+    server = lab.address("server", version)
+    source, report = trace_to_files(lab, tmp_path, server, f"-{version}", "-n", "--mda")
+    links = {(f"{k['ttl']} {k['from']}", f"{k['ttl'] + 1} {k['to']}") for k in report["links"]}
+    first = {("source", f"1 {lab.address('r1', version)}")}
+    graph = read_graph(source)
+    assert set(graph.edges) == first | links
+    # each branch to its own interface of r3: two paths, no crossing
+    assert len(links) == 6 and len({tail for tail, _ in links}) == 5

@@ -5,7 +5,8 @@ The source is the first node; then, TTL by TTL, one node per address that answer
 with the TTL, the name, the address, the round-trip times and any reply other than
 ``time-exceeded``. A silent hop is one dashed ``*`` node, so the chain goes through it.
 Every node of one TTL has an edge from every node of the TTL before (several addresses at a
-TTL: a load balancer's branches, side by side). The destination has a double border.
+TTL: a load balancer's branches, side by side); with ``tracekit --mda``, only the links it
+found, so a diamond is drawn as it is. The destination has a double border.
 
 Render it with Graphviz: ``dot -Tsvg route.dot > route.svg``.
 
@@ -59,6 +60,16 @@ def _rtts(rtts: list[float]) -> str:
     return f"{min(rtts):.3f} to {max(rtts):.3f} ms ({len(rtts)} answers)"
 
 
+def _linked(links: set[tuple[int, str, str]] | None, tail: str, head: str) -> bool:
+    """Whether to draw ``tail -> head``: always, unless the links found say otherwise."""
+    if links is None:
+        return True
+    before, after = parse_node_id(tail), parse_node_id(head)
+    if before is None or after is None or before[1] is None or after[1] is None:
+        return True  # from the source, or through a silent hop
+    return (before[0], before[1], after[1]) in links
+
+
 def _hop_nodes(trace: Trace, hop: Hop, numeric: bool) -> list[tuple[str, dict[str, Value]]]:
     """The nodes of one hop: ``(id, attributes)``; ids are ``"TTL ADDRESS"`` or ``"TTL *"``."""
     if hop.silent:
@@ -94,6 +105,9 @@ def render(trace: Trace, numeric: bool = False) -> str:
     ]
     previous: list[str] = [SOURCE]
     previous_silent = False
+    # Multipath discovery (tracekit --mda) knows which interface leads to which.
+    found = getattr(trace, "links", None)
+    links = None if found is None else {(k.ttl, k.source, k.target) for k in found}
     for index, hop in enumerate(trace.hops):
         nodes = _hop_nodes(trace, hop, numeric)
         for node_id, attributes in nodes:
@@ -103,6 +117,8 @@ def render(trace: Trace, numeric: bool = False) -> str:
             style = "dotted"  # TTLs below --first-ttl were not probed
         for tail in previous:
             for head, _ in nodes:
+                if not _linked(links, tail, head):
+                    continue
                 lines.append(f"  {quote(tail)} -> {quote(head)} {_attributes(style=style)};")
         previous = [node_id for node_id, _ in nodes]
         previous_silent = hop.silent
