@@ -25,7 +25,7 @@ from typing import Any
 
 from tracekit import hookimpl
 from tracekit.errors import BadInput
-from tracekit.model import Hop, Trace
+from tracekit.model import Hop, StashKey, Trace
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
 #: Where ``tracekit geoip download --system`` installs: a standard directory, searched by
@@ -253,24 +253,35 @@ class GeoIp:
         for reader in (self.city, self.asn):
             if reader is not None:
                 reader.close()
+        self.city = self.asn = None
 
 
-#: The open databases of the trace being set up and run (one trace per process at a time).
-_state: dict[str, GeoIp] = {}
+#: Each trace's open databases, in ``trace.stash``.
+DATABASES = StashKey[GeoIp]()
+
+
+def open_databases(settings: dict[str, Any]) -> GeoIp | None:
+    """The databases the settings ask for, open; ``None`` with ``--no-geo``."""
+    if settings.get("geo") is False:
+        return None
+    geoip = GeoIp()
+    try:
+        for kind in ("city", "asn"):
+            path = find_database(kind, settings.get(SETTING[kind]))
+            if path is not None:
+                setattr(geoip, kind, open_database(path, kind))
+                geoip.files[kind] = path.name
+    except BaseException:
+        geoip.close()
+        raise
+    return geoip
 
 
 @hookimpl
 def tracekit_configure(settings: dict[str, Any]) -> None:
-    _state.pop("current", GeoIp()).close()
-    if settings.get("geo") is False:
-        return
-    readers, files = {}, {}
-    for kind in ("city", "asn"):
-        path = find_database(kind, settings.get(SETTING[kind]))
-        readers[kind] = open_database(path, kind) if path is not None else None
-        if path is not None:
-            files[kind] = path.name
-    _state["current"] = GeoIp(readers["city"], readers["asn"], files)
+    geoip = open_databases(settings)  # a database that cannot be read: refused up front
+    if geoip is not None:
+        geoip.close()
 
 
 def _describe(reader: Any, file: str | None) -> dict[str, Any] | None:
@@ -287,9 +298,10 @@ def _describe(reader: Any, file: str | None) -> dict[str, Any] | None:
 
 @hookimpl
 def tracekit_trace_started(trace: Trace) -> None:
-    geoip = _state.get("current")
+    geoip = open_databases(trace.settings)  # each trace its own readers, closed at its end
     if geoip is None:
         return
+    trace.stash[DATABASES] = geoip
     trace.annotations["geoip"] = {
         kind: _describe(reader, geoip.files.get(kind))
         for kind, reader in (("city", geoip.city), ("asn", geoip.asn))
@@ -301,7 +313,7 @@ def tracekit_trace_started(trace: Trace) -> None:
 
 @hookimpl
 def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
-    geoip = _state.get("current")
+    geoip = trace.stash.get(DATABASES)
     if geoip is None:
         return
     for host in hop.hosts.values():
@@ -310,6 +322,6 @@ def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
 
 @hookimpl
 def tracekit_trace_finished(trace: Trace) -> None:
-    geoip = _state.pop("current", None)
+    geoip = trace.stash.pop(DATABASES)
     if geoip is not None:
         geoip.close()
