@@ -163,5 +163,7 @@ def test_two_traces_get_their_own_databases(monkeypatch: pytest.MonkeyPatch) -> 
     later = Hop(1, [], {"10.0.1.2": Host("10.0.1.2")})
     geoip.tracekit_enrich_hop(trace=second, hop=later)  # its own reader, still open
     geoip.tracekit_trace_finished(trace=second)
-    assert hop.hosts["10.0.1.2"].annotations["location"]["city"] == "Lisbon"
-    assert later.hosts["10.0.1.2"].annotations["location"]["city"] == "Warsaw"
+    first_place, later_place = hop.hosts["10.0.1.2"].location, later.hosts["10.0.1.2"].location
+    assert first_place is not None and first_place.city == "Lisbon"
+    assert later_place is not None and later_place.city == "Warsaw"
+    assert first.source_host is not None and first.source_host.location == first_place

@@ -120,8 +120,10 @@ def tracekit_probe_answered(trace: Trace, ttl: int, result: ProbeResult) -> None
 def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
     """Annotate a complete hop before any output sees it.
 
-    Set ``hop.hosts[address].name`` or add JSON-serialisable values to
-    ``hop.hosts[address].annotations``. Called once per hop, in TTL order; do not block for
+    Set ``hop.hosts[address].name``, ``.location`` (:class:`tracekit.model.Location`) or
+    ``.asn`` (:class:`tracekit.model.AutonomousSystem`), or add JSON-serialisable values to
+    ``hop.hosts[address].annotations``; add what the data's licence asks for to
+    ``trace.credits``. Called once per hop, in TTL order; do not block for
     long. In continuous mode it is called again whenever a hop gains a host: leave hosts
     alone that are annotated already.
     """

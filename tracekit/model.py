@@ -85,6 +85,39 @@ class ProbeResult:
         return self.address is not None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """Where an address is, as a GeoIP database says (JSON: a host's ``location``)."""
+
+    city: str | None = None
+    country: str | None = None
+    #: ISO 3166-1 alpha-2, e.g. ``"DE"``.
+    country_code: str | None = None
+    latitude: float
+    longitude: float
+    #: How far off the place may be, in kilometres, if the database says.
+    accuracy_radius_km: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutonomousSystem:
+    """The autonomous system an address belongs to (JSON: a host's ``asn``)."""
+
+    number: int
+    organization: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credit:
+    """Attribution that the licence of some data asks for (``trace.credits``), in plain
+    text: outputs escape it. ``url`` and ``licence_url`` are links (http or https)."""
+
+    text: str
+    url: str | None = None
+    licence: str | None = None
+    licence_url: str | None = None
+
+
 @dataclass
 class Host:
     """One address seen at a hop, with what enrichers found out about it."""
@@ -96,6 +129,10 @@ class Host:
     annotations: dict[str, Any] = field(default_factory=dict)
     #: Round trips of this host's answers (continuous mode and one-shot alike).
     stats: RttStats | None = None
+    #: Where the address is (set by the ``geoip`` plugin, or another enrichment).
+    location: Location | None = None
+    #: Its autonomous system (set by the ``geoip`` plugin, or another enrichment).
+    asn: AutonomousSystem | None = None
 
 
 @dataclass
@@ -172,8 +209,8 @@ class Trace:
     #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None),
     #: ``origin`` (``(latitude, longitude)`` from ``--origin``, or None).
     settings: dict[str, Any] = field(default_factory=dict)
-    #: Trace-wide annotations by plugins (JSON-serialisable), e.g. ``"source"``: what the
-    #: GeoIP databases say about our own address, ``"geoip"``: which databases were used.
+    #: Trace-wide annotations by plugins (JSON-serialisable), e.g. ``"geoip"``: which
+    #: databases were used. (The JSON output adds ``"source"``, from ``source_host``.)
     annotations: dict[str, Any] = field(default_factory=dict)
     #: True once the destination itself answered.
     reached: bool = False
@@ -187,6 +224,12 @@ class Trace:
     expectations: list[Expectation] | None = None
     #: With ``end == "error"``: the one-line reason (as printed on standard error).
     error: str | None = None
+    #: What enrichment found out about our own address (``source``): its ``location`` and
+    #: ``asn``; ``None`` if nothing.
+    source_host: Host | None = None
+    #: Attribution the data of this trace asks for (a database's licence), added by the
+    #: enrichment that used the data; outputs that show the data show these too.
+    credits: list[Credit] = field(default_factory=list)
     #: Plugins' state for this trace (:class:`Stash`), never written to any output.
     stash: Stash = field(default_factory=Stash, repr=False, compare=False)
 

@@ -19,13 +19,14 @@ know (private ones, usually) get no annotation but stay in the trace.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tracekit import hookimpl
 from tracekit.errors import BadInput
-from tracekit.model import Hop, StashKey, Trace
+from tracekit.model import AutonomousSystem, Credit, Hop, Host, Location, StashKey, Trace
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
 #: Where ``tracekit geoip download --system`` installs: a standard directory, searched by
@@ -202,52 +203,55 @@ class GeoIp:
     asn: Any = None
     #: The file name of each open database, by kind.
     files: dict[str, str] = field(default_factory=dict)
-    _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _cache: dict[str, tuple[Location | None, AutonomousSystem | None]] = field(default_factory=dict)
 
-    def annotations(self, address: str) -> dict[str, Any]:
+    def lookup(self, address: str) -> tuple[Location | None, AutonomousSystem | None]:
+        """Where ``address`` is and its autonomous system, as far as the databases know."""
         if address not in self._cache:
-            self._cache[address] = {**self._location(address), **self._asn(address)}
+            self._cache[address] = (self._location(address), self._asn(address))
         return self._cache[address]
 
-    def _location(self, address: str) -> dict[str, Any]:
+    def annotate(self, host: Host) -> None:
+        """Set ``host.location`` and ``host.asn`` where they are known (and not set)."""
+        location, asn = self.lookup(host.address)
+        host.location = host.location or location
+        host.asn = host.asn or asn
+
+    def _location(self, address: str) -> Location | None:
         if self.city is None:
-            return {}
+            return None
         import geoip2.errors
 
         try:
             found = self.city.city(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
-            return {}
+            return None
         if found.location.latitude is None or found.location.longitude is None:
-            return {}
-        return {
-            "location": {
-                "city": found.city.name,
-                "country": found.country.name,
-                "country_code": found.country.iso_code,
-                "latitude": found.location.latitude,
-                "longitude": found.location.longitude,
-                "accuracy_radius_km": found.location.accuracy_radius,
-            }
-        }
+            return None
+        return Location(
+            city=found.city.name,
+            country=found.country.name,
+            country_code=found.country.iso_code,
+            latitude=found.location.latitude,
+            longitude=found.location.longitude,
+            accuracy_radius_km=found.location.accuracy_radius,
+        )
 
-    def _asn(self, address: str) -> dict[str, Any]:
+    def _asn(self, address: str) -> AutonomousSystem | None:
         if self.asn is None:
-            return {}
+            return None
         import geoip2.errors
 
         try:
             found = asn_lookup(self.asn)(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
-            return {}
+            return None
         if found.autonomous_system_number is None:
-            return {}
-        return {
-            "asn": {
-                "number": found.autonomous_system_number,
-                "organization": found.autonomous_system_organization,
-            }
-        }
+            return None
+        return AutonomousSystem(
+            number=found.autonomous_system_number,
+            organization=found.autonomous_system_organization,
+        )
 
     def close(self) -> None:
         for reader in (self.city, self.asn):
@@ -284,6 +288,35 @@ def tracekit_configure(settings: dict[str, Any]) -> None:
         geoip.close()
 
 
+#: What DB-IP's licence (CC BY 4.0) asks a page that shows their data to say.
+DBIP_CREDIT = Credit(
+    text="IP Geolocation by DB-IP",
+    url="https://db-ip.com",
+    licence="CC BY 4.0",
+    licence_url="https://creativecommons.org/licenses/by/4.0/",
+)
+MAXMIND_CREDIT = Credit(text="GeoLite2 data created by MaxMind", url="https://www.maxmind.com")
+
+
+def is_dbip(database_type: str | None, file: str | None) -> bool:
+    """Whether a database comes from DB-IP: its type (``DBIP-City-Lite``...) or its file
+    name (``dbip-city-lite-2025-01.mmdb``...) says so."""
+    names = f"{database_type or ''} {file or ''}".lower().replace("-", "")
+    return "dbip" in names
+
+
+def credits(databases: Iterable[dict[str, Any]]) -> list[Credit]:
+    """The attribution the databases (as in ``trace.annotations["geoip"]``) ask for: DB-IP's
+    known by type or file name, MaxMind's by type."""
+    databases = list(databases)
+    found = []
+    if any(is_dbip(d.get("type"), d.get("file")) for d in databases):
+        found.append(DBIP_CREDIT)
+    if any(str(d.get("type")).startswith(("GeoLite2", "GeoIP2")) for d in databases):
+        found.append(MAXMIND_CREDIT)
+    return found
+
+
 def _describe(reader: Any, file: str | None) -> dict[str, Any] | None:
     if reader is None:
         return None
@@ -302,13 +335,19 @@ def tracekit_trace_started(trace: Trace) -> None:
     if geoip is None:
         return
     trace.stash[DATABASES] = geoip
-    trace.annotations["geoip"] = {
+    described = {
         kind: _describe(reader, geoip.files.get(kind))
         for kind, reader in (("city", geoip.city), ("asn", geoip.asn))
     }
-    source = geoip.annotations(trace.source) if trace.source is not None else {}
-    if source:
-        trace.annotations["source"] = source
+    trace.annotations["geoip"] = described
+    for credit in credits(d for d in described.values() if d):
+        if credit not in trace.credits:
+            trace.credits.append(credit)
+    if trace.source is not None:
+        source = trace.source_host or Host(trace.source)
+        geoip.annotate(source)
+        if source.location or source.asn:
+            trace.source_host = source
 
 
 @hookimpl
@@ -317,7 +356,7 @@ def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
     if geoip is None:
         return
     for host in hop.hosts.values():
-        host.annotations.update(geoip.annotations(host.address))
+        geoip.annotate(host)
 
 
 @hookimpl
