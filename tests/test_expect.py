@@ -22,7 +22,7 @@ from tracekit.expect import (
     parse,
     prepare,
 )
-from tracekit.model import Expectation, Hop, Host, ProbeInfo, ProbeResult, Trace
+from tracekit.model import AutonomousSystem, Expectation, Hop, Host, ProbeInfo, ProbeResult, Trace
 from tracekit.outputs.jsonout import trace_to_dict
 from tracekit.outputs.junit import junit
 from tracekit.outputs.markdown import markdown
@@ -44,8 +44,8 @@ def hop(ttl: int, address: str | None, rtts: list[float | None], asn: bool = Tru
         for r in rtts:
             if r is not None:
                 stats.add(r)
-        annotations = {"asn": {"number": ASNS[address], "organization": "x"}} if asn else {}
-        h.hosts[address] = Host(address, None, annotations, stats)
+        system = AutonomousSystem(number=ASNS[address], organization="x") if asn else None
+        h.hosts[address] = Host(address, stats=stats, asn=system)
     return h
 
 

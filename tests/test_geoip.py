@@ -115,3 +115,24 @@ def test_a_database_of_the_wrong_kind_is_refused(
         f"tracekit: {asn} is a Tracekit-Test-ASN (compat=GeoLite2-ASN) database, "
         "not a City database"
     )
+
+
+def test_every_trace_of_a_run_gets_locations_and_names(
+    tracekit_lab: Lab, tracekit_geodb: tuple[Path, Path]
+) -> None:
+    """Several targets in one process: each trace opens its own databases and resolver
+    (``trace.stash``), so the second trace is enriched as the first is."""
+    city, asn = tracekit_geodb
+    targets = [tracekit_lab.address("server"), tracekit_lab.address("r3")]
+    process = tracekit_lab.tracekit(
+        *targets, "--format", "json", "--geoip-db", str(city), "--asn-db", str(asn)
+    )
+    assert process.returncode == 0, process.stderr
+    reports = json.loads(process.stdout)
+    assert [r["address"] for r in reports] == targets
+    for report, last in zip(reports, ["server", "r3"], strict=True):
+        host = report["hops"][-1]["hosts"][0]
+        assert host["location"]["city"] == PLACES[last].city
+        assert host["asn"]["number"] == PLACES[last].asn
+        assert report["hops"][0]["hosts"][0]["name"] == "r1.tracekit.test"
+        assert report["annotations"]["source"]["location"]["city"] == PLACES["client"].city

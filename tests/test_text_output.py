@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tracekit.model import Hop, Host, ProbeInfo, ProbeResult, Trace
+from tracekit.model import AutonomousSystem, Hop, Host, ProbeInfo, ProbeResult, Trace
 from tracekit.output import OutputTarget
 from tracekit.outputs.text import TextOutput, hop_line
 from tracekit.sanitize import printable
@@ -86,7 +86,7 @@ def traced(*asns: int | None) -> Trace:
     for ttl, asn in enumerate(asns, start=1):
         h = hop(ttl, (f"10.0.{ttl}.2", 1.0, "time-exceeded"))
         if asn is not None:
-            h.hosts[f"10.0.{ttl}.2"].annotations["asn"] = {"number": asn, "organization": "x"}
+            h.hosts[f"10.0.{ttl}.2"].asn = AutonomousSystem(number=asn, organization="x")
         trace.hops.append(h)
     return trace
 

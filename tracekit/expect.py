@@ -201,9 +201,7 @@ def load_baseline(path: str) -> Baseline:
 
 def host_asn(host: Host) -> int | None:
     """The AS number the ASN enrichment gave ``host``, if any."""
-    asn = host.annotations.get("asn")
-    number = asn.get("number") if isinstance(asn, dict) else None
-    return number if isinstance(number, int) else None
+    return host.asn.number if host.asn is not None else None
 
 
 def destination(trace: Trace) -> Hop | None:

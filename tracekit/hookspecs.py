@@ -13,6 +13,13 @@ An implementation that raises is reported in one warning line naming its plugin 
 called again in that run; the trace, the other plugins and the outputs go on. Raise
 :class:`tracekit.errors.BadInput` from ``tracekit_configure`` to refuse a setting instead.
 
+A plugin keeps what it needs for one trace in ``trace.stash``
+(:class:`tracekit.model.Stash`), under a key of its own
+(``KEY = tracekit.model.StashKey[MyState]()``), never in module globals: one process may
+run many traces, one after another or at the same time. What a plugin starts in
+``tracekit_trace_started`` (threads, open files) it ends in ``tracekit_trace_finished``,
+which is called even when the trace is interrupted or fails.
+
 Argument names are part of the API: they are never renamed or removed, only added.
 ``HOOKSPEC_VERSION`` rises when a hook or an argument is added.
 
@@ -113,8 +120,10 @@ def tracekit_probe_answered(trace: Trace, ttl: int, result: ProbeResult) -> None
 def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
     """Annotate a complete hop before any output sees it.
 
-    Set ``hop.hosts[address].name`` or add JSON-serialisable values to
-    ``hop.hosts[address].annotations``. Called once per hop, in TTL order; do not block for
+    Set ``hop.hosts[address].name``, ``.location`` (:class:`tracekit.model.Location`) or
+    ``.asn`` (:class:`tracekit.model.AutonomousSystem`), or add JSON-serialisable values to
+    ``hop.hosts[address].annotations``; add what the data's licence asks for to
+    ``trace.credits``. Called once per hop, in TTL order; do not block for
     long. In continuous mode it is called again whenever a hop gains a host: leave hosts
     alone that are annotated already.
     """

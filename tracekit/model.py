@@ -4,10 +4,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
     from tracekit.stats import HopStats, RttStats
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class StashKey(Generic[T]):
+    """A key of :class:`Stash`, made once per plugin (a module-level constant), that says
+    the type of what it keeps: ``STATE = StashKey[MyState]()``."""
+
+    __slots__ = ()
+
+
+class Stash:
+    """What plugins keep for one trace (``trace.stash``), each under a key of its own:
+    state that lives and dies with the trace, so that many traces in one process, one
+    after another or at the same time, never share it."""
+
+    def __init__(self) -> None:
+        self._items: dict[StashKey[Any], object] = {}
+
+    def __setitem__(self, key: StashKey[T], value: T) -> None:
+        self._items[key] = value
+
+    def __getitem__(self, key: StashKey[T]) -> T:
+        return cast(T, self._items[key])
+
+    def __contains__(self, key: StashKey[Any]) -> bool:
+        return key in self._items
+
+    def get(self, key: StashKey[T], default: D = None) -> T | D:  # type: ignore[assignment]
+        """What ``key`` keeps, or ``default``."""
+        return cast(T, self._items[key]) if key in self._items else default
+
+    def pop(self, key: StashKey[T], default: D = None) -> T | D:  # type: ignore[assignment]
+        """Remove and return what ``key`` keeps, or ``default``."""
+        return cast(T, self._items.pop(key)) if key in self._items else default
+
+    def __repr__(self) -> str:
+        return f"Stash({len(self._items)} items)"
 
 
 @dataclass
@@ -46,6 +85,39 @@ class ProbeResult:
         return self.address is not None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """Where an address is, as a GeoIP database says (JSON: a host's ``location``)."""
+
+    city: str | None = None
+    country: str | None = None
+    #: ISO 3166-1 alpha-2, e.g. ``"DE"``.
+    country_code: str | None = None
+    latitude: float
+    longitude: float
+    #: How far off the place may be, in kilometres, if the database says.
+    accuracy_radius_km: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutonomousSystem:
+    """The autonomous system an address belongs to (JSON: a host's ``asn``)."""
+
+    number: int
+    organization: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credit:
+    """Attribution that the licence of some data asks for (``trace.credits``), in plain
+    text: outputs escape it. ``url`` and ``licence_url`` are links (http or https)."""
+
+    text: str
+    url: str | None = None
+    licence: str | None = None
+    licence_url: str | None = None
+
+
 @dataclass
 class Host:
     """One address seen at a hop, with what enrichers found out about it."""
@@ -57,6 +129,10 @@ class Host:
     annotations: dict[str, Any] = field(default_factory=dict)
     #: Round trips of this host's answers (continuous mode and one-shot alike).
     stats: RttStats | None = None
+    #: Where the address is (set by the ``geoip`` plugin, or another enrichment).
+    location: Location | None = None
+    #: Its autonomous system (set by the ``geoip`` plugin, or another enrichment).
+    asn: AutonomousSystem | None = None
 
 
 @dataclass
@@ -144,8 +220,8 @@ class Trace:
     #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None),
     #: ``origin`` (``(latitude, longitude)`` from ``--origin``, or None).
     settings: dict[str, Any] = field(default_factory=dict)
-    #: Trace-wide annotations by plugins (JSON-serialisable), e.g. ``"source"``: what the
-    #: GeoIP databases say about our own address, ``"geoip"``: which databases were used.
+    #: Trace-wide annotations by plugins (JSON-serialisable), e.g. ``"geoip"``: which
+    #: databases were used. (The JSON output adds ``"source"``, from ``source_host``.)
     annotations: dict[str, Any] = field(default_factory=dict)
     #: True once the destination itself answered.
     reached: bool = False
@@ -164,6 +240,14 @@ class Trace:
     expectations: list[Expectation] | None = None
     #: With ``end == "error"``: the one-line reason (as printed on standard error).
     error: str | None = None
+    #: What enrichment found out about our own address (``source``): its ``location`` and
+    #: ``asn``; ``None`` if nothing.
+    source_host: Host | None = None
+    #: Attribution the data of this trace asks for (a database's licence), added by the
+    #: enrichment that used the data; outputs that show the data show these too.
+    credits: list[Credit] = field(default_factory=list)
+    #: Plugins' state for this trace (:class:`Stash`), never written to any output.
+    stash: Stash = field(default_factory=Stash, repr=False, compare=False)
 
     @property
     def continuous(self) -> bool:

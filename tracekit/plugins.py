@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import sys
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,14 +21,11 @@ import pluggy
 
 from tracekit import hookspecs
 from tracekit.errors import BadInput, TracekitError
+from tracekit.isolation import Isolated, one_line, warn
 
 ENTRY_POINT_GROUP = "tracekit"
 DISABLE_AUTOLOAD = "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_DISTRIBUTION = "tracekit"
-
-
-def _warn(message: str) -> None:
-    print(f"tracekit: warning: {message}", file=sys.stderr)
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -105,7 +101,7 @@ def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[str] = ()
             continue
         if ep.name in requested:
             raise BadInput(problem)
-        _warn(problem)
+        warn(problem)
     return pm
 
 
@@ -114,7 +110,7 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken plugin must not break tracekit
-        return f"plugin {ep.name!r} ({ep.value}) failed to load: {_one_line(exc)}"
+        return f"plugin {ep.name!r} ({ep.value}) failed to load: {one_line(exc)}"
     problems = _unknown_arguments(pm, plugin)
     if problems:
         return f"plugin {ep.name!r} not loaded: {'; '.join(problems)}"
@@ -122,7 +118,7 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
     try:
         pm.register(plugin, name=ep.name)
     except Exception as exc:
-        return f"plugin {ep.name!r} not loaded: {_one_line(exc)}"
+        return f"plugin {ep.name!r} not loaded: {one_line(exc)}"
     unknown = _unknown_hooks(pm, plugin)
     if unknown:
         pm.unregister(plugin)
@@ -152,30 +148,16 @@ def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
 
 
 def _guarded(plugin: str, hook: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    failed = False
+    isolated = Isolated(
+        f"plugin {plugin!r} failed in {hook} and is skipped there from now on",
+        passes=lambda exc: isinstance(exc, TracekitError),
+    )
 
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
-        nonlocal failed
-        if failed:
-            return None
-        try:
-            return function(*args, **kwargs)
-        except TracekitError:
-            raise
-        except Exception as exc:
-            failed = True
-            _warn(
-                f"plugin {plugin!r} failed in {hook} and is skipped there from now on: "
-                f"{type(exc).__name__}: {_one_line(exc)}"
-            )
-            return None
+        return isolated.call(function, *args, **kwargs)
 
     return call
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -266,7 +248,7 @@ def _unique(kind: str, name: str, plugin: str, known: dict[str, Any]) -> bool:
     """False (with a warning) if ``name`` is taken already: the first registration wins."""
     if name not in known:
         return True
-    _warn(f"{kind} {name!r} of plugin {plugin!r} ignored: plugin {known[name].plugin!r} has it")
+    warn(f"{kind} {name!r} of plugin {plugin!r} ignored: plugin {known[name].plugin!r} has it")
     return False
 
 

@@ -23,6 +23,7 @@ from tracekit.engine import Engine
 from tracekit.errors import BadInput, CannotProbe, NoPrivilege, TracekitError
 from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
 from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
+from tracekit.isolation import Isolated
 from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
@@ -76,29 +77,25 @@ class TraceRequest:
 
 
 class _Sink:
-    """One output of the trace. An output that fails is dropped with a warning; the trace
-    and the other outputs go on."""
+    """One output of the trace. An output that fails is dropped with a warning
+    (:class:`tracekit.isolation.Isolated`); the trace and the other outputs go on."""
 
     def __init__(self, name: str, output: Output, path: Path | None) -> None:
         self.name = name
         self.output = output
         self.where = str(path) if path else "standard output"
-        self.failed = False
+        self._isolated = Isolated(
+            f"output {name!r} ({self.where}) failed",
+            # its reader went away ('| head'): tracekit ends quietly
+            ends=lambda exc: isinstance(exc, BrokenPipeError) and path is None,
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self._isolated.failed
 
     def call(self, method: str, *args: Any) -> None:
-        if self.failed:
-            return
-        try:
-            getattr(self.output, method)(*args)
-        except Exception as exc:
-            self.failed = True
-            if isinstance(exc, BrokenPipeError) and self.where == "standard output":
-                raise  # its reader went away ('| head'): tracekit ends quietly
-            print(
-                f"tracekit: warning: output {self.name!r} ({self.where}) failed: "
-                f"{type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
+        self._isolated.call(getattr(self.output, method), *args)
 
 
 def _open_outputs(

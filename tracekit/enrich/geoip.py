@@ -19,13 +19,14 @@ know (private ones, usually) get no annotation but stay in the trace.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tracekit import hookimpl
 from tracekit.errors import BadInput
-from tracekit.model import Hop, Trace
+from tracekit.model import AutonomousSystem, Credit, Hop, Host, Location, StashKey, Trace
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
 #: Where ``tracekit geoip download --system`` installs: a standard directory, searched by
@@ -202,75 +203,118 @@ class GeoIp:
     asn: Any = None
     #: The file name of each open database, by kind.
     files: dict[str, str] = field(default_factory=dict)
-    _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _cache: dict[str, tuple[Location | None, AutonomousSystem | None]] = field(default_factory=dict)
 
-    def annotations(self, address: str) -> dict[str, Any]:
+    def lookup(self, address: str) -> tuple[Location | None, AutonomousSystem | None]:
+        """Where ``address`` is and its autonomous system, as far as the databases know."""
         if address not in self._cache:
-            self._cache[address] = {**self._location(address), **self._asn(address)}
+            self._cache[address] = (self._location(address), self._asn(address))
         return self._cache[address]
 
-    def _location(self, address: str) -> dict[str, Any]:
+    def annotate(self, host: Host) -> None:
+        """Set ``host.location`` and ``host.asn`` where they are known (and not set)."""
+        location, asn = self.lookup(host.address)
+        host.location = host.location or location
+        host.asn = host.asn or asn
+
+    def _location(self, address: str) -> Location | None:
         if self.city is None:
-            return {}
+            return None
         import geoip2.errors
 
         try:
             found = self.city.city(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
-            return {}
+            return None
         if found.location.latitude is None or found.location.longitude is None:
-            return {}
-        return {
-            "location": {
-                "city": found.city.name,
-                "country": found.country.name,
-                "country_code": found.country.iso_code,
-                "latitude": found.location.latitude,
-                "longitude": found.location.longitude,
-                "accuracy_radius_km": found.location.accuracy_radius,
-            }
-        }
+            return None
+        return Location(
+            city=found.city.name,
+            country=found.country.name,
+            country_code=found.country.iso_code,
+            latitude=found.location.latitude,
+            longitude=found.location.longitude,
+            accuracy_radius_km=found.location.accuracy_radius,
+        )
 
-    def _asn(self, address: str) -> dict[str, Any]:
+    def _asn(self, address: str) -> AutonomousSystem | None:
         if self.asn is None:
-            return {}
+            return None
         import geoip2.errors
 
         try:
             found = asn_lookup(self.asn)(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
-            return {}
+            return None
         if found.autonomous_system_number is None:
-            return {}
-        return {
-            "asn": {
-                "number": found.autonomous_system_number,
-                "organization": found.autonomous_system_organization,
-            }
-        }
+            return None
+        return AutonomousSystem(
+            number=found.autonomous_system_number,
+            organization=found.autonomous_system_organization,
+        )
 
     def close(self) -> None:
         for reader in (self.city, self.asn):
             if reader is not None:
                 reader.close()
+        self.city = self.asn = None
 
 
-#: The open databases of the trace being set up and run (one trace per process at a time).
-_state: dict[str, GeoIp] = {}
+#: Each trace's open databases, in ``trace.stash``.
+DATABASES = StashKey[GeoIp]()
+
+
+def open_databases(settings: dict[str, Any]) -> GeoIp | None:
+    """The databases the settings ask for, open; ``None`` with ``--no-geo``."""
+    if settings.get("geo") is False:
+        return None
+    geoip = GeoIp()
+    try:
+        for kind in ("city", "asn"):
+            path = find_database(kind, settings.get(SETTING[kind]))
+            if path is not None:
+                setattr(geoip, kind, open_database(path, kind))
+                geoip.files[kind] = path.name
+    except BaseException:
+        geoip.close()
+        raise
+    return geoip
 
 
 @hookimpl
 def tracekit_configure(settings: dict[str, Any]) -> None:
-    _state.pop("current", GeoIp()).close()
-    if settings.get("geo") is False:
-        return
-    readers, files = {}, {}
-    for kind in ("city", "asn"):
-        path = find_database(kind, settings.get(SETTING[kind]))
-        readers[kind] = open_database(path, kind) if path is not None else None
-        if path is not None:
-            files[kind] = path.name
-    _state["current"] = GeoIp(readers["city"], readers["asn"], files)
+    geoip = open_databases(settings)  # a database that cannot be read: refused up front
+    if geoip is not None:
+        geoip.close()
+
+
+#: What DB-IP's licence (CC BY 4.0) asks a page that shows their data to say.
+DBIP_CREDIT = Credit(
+    text="IP Geolocation by DB-IP",
+    url="https://db-ip.com",
+    licence="CC BY 4.0",
+    licence_url="https://creativecommons.org/licenses/by/4.0/",
+)
+MAXMIND_CREDIT = Credit(text="GeoLite2 data created by MaxMind", url="https://www.maxmind.com")
+
+
+def is_dbip(database_type: str | None, file: str | None) -> bool:
+    """Whether a database comes from DB-IP: its type (``DBIP-City-Lite``...) or its file
+    name (``dbip-city-lite-2025-01.mmdb``...) says so."""
+    names = f"{database_type or ''} {file or ''}".lower().replace("-", "")
+    return "dbip" in names
+
+
+def credits(databases: Iterable[dict[str, Any]]) -> list[Credit]:
+    """The attribution the databases (as in ``trace.annotations["geoip"]``) ask for: DB-IP's
+    known by type or file name, MaxMind's by type."""
+    databases = list(databases)
+    found = []
+    if any(is_dbip(d.get("type"), d.get("file")) for d in databases):
+        found.append(DBIP_CREDIT)
+    if any(str(d.get("type")).startswith(("GeoLite2", "GeoIP2")) for d in databases):
+        found.append(MAXMIND_CREDIT)
+    return found
 
 
 def _describe(reader: Any, file: str | None) -> dict[str, Any] | None:
@@ -287,29 +331,36 @@ def _describe(reader: Any, file: str | None) -> dict[str, Any] | None:
 
 @hookimpl
 def tracekit_trace_started(trace: Trace) -> None:
-    geoip = _state.get("current")
+    geoip = open_databases(trace.settings)  # each trace its own readers, closed at its end
     if geoip is None:
         return
-    trace.annotations["geoip"] = {
+    trace.stash[DATABASES] = geoip
+    described = {
         kind: _describe(reader, geoip.files.get(kind))
         for kind, reader in (("city", geoip.city), ("asn", geoip.asn))
     }
-    source = geoip.annotations(trace.source) if trace.source is not None else {}
-    if source:
-        trace.annotations["source"] = source
+    trace.annotations["geoip"] = described
+    for credit in credits(d for d in described.values() if d):
+        if credit not in trace.credits:
+            trace.credits.append(credit)
+    if trace.source is not None:
+        source = trace.source_host or Host(trace.source)
+        geoip.annotate(source)
+        if source.location or source.asn:
+            trace.source_host = source
 
 
 @hookimpl
 def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
-    geoip = _state.get("current")
+    geoip = trace.stash.get(DATABASES)
     if geoip is None:
         return
     for host in hop.hosts.values():
-        host.annotations.update(geoip.annotations(host.address))
+        geoip.annotate(host)
 
 
 @hookimpl
 def tracekit_trace_finished(trace: Trace) -> None:
-    geoip = _state.pop("current", None)
+    geoip = trace.stash.pop(DATABASES)
     if geoip is not None:
         geoip.close()

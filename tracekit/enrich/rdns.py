@@ -1,8 +1,9 @@
 """Reverse DNS names for the hosts of each hop (turned off by ``-n``).
 
-Lookups start as soon as an address first answers and run in a few background threads; a
-hop waits for its names at most :data:`LOOKUP_TIMEOUT` seconds after the lookup started, so
-a slow or broken resolver delays the output by a bounded time and never stops the trace.
+Lookups start as soon as an address first answers and run in a few background threads of
+the trace's own resolver (kept in ``trace.stash``), which end with the trace. A hop waits
+for its names at most :data:`LOOKUP_TIMEOUT` seconds after the lookup started, so a slow
+or broken resolver delays the output by a bounded time and never stops the trace.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tracekit import hookimpl
-from tracekit.model import Hop, ProbeResult, Trace
+from tracekit.model import Hop, ProbeResult, StashKey, Trace
 
 #: Seconds a hop waits for a name lookup, counted from the lookup's start.
 LOOKUP_TIMEOUT = 2.0
@@ -28,64 +30,88 @@ class _Lookup:
     name: str | None = None
 
 
-class ReverseDns:
-    """Resolves addresses to names with the system resolver (``/etc/hosts``, DNS...)."""
+def system_lookup(address: str) -> str | None:
+    """The name of ``address`` from the system resolver, or ``None``."""
+    try:
+        return socket.gethostbyaddr(address)[0]
+    except (OSError, UnicodeError):
+        return None
 
-    def __init__(self, workers: int = WORKERS) -> None:
+
+class ReverseDns:
+    """Resolves addresses to names with the system resolver (``/etc/hosts``, DNS...), in
+    threads of its own that end when it is closed."""
+
+    def __init__(
+        self, workers: int = WORKERS, lookup: Callable[[str], str | None] | None = None
+    ) -> None:
         self._lookups: dict[str, _Lookup] = {}
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._workers = workers
-        self._started = 0
+        self._lookup = lookup or system_lookup
+        self._closed = False
+        #: The worker threads started so far.
+        self.threads: list[threading.Thread] = []
 
     def start(self, address: str) -> None:
         """Begin looking up ``address`` unless that has begun already."""
-        if address in self._lookups:
+        if address in self._lookups or self._closed:
             return
         self._lookups[address] = _Lookup(time.monotonic())
         self._queue.put(address)
-        if self._started < self._workers:
-            self._started += 1
+        if len(self.threads) < self._workers:
             # Daemon threads: a resolver that hangs must not keep tracekit from exiting.
-            threading.Thread(target=self._work, name="tracekit-rdns", daemon=True).start()
+            thread = threading.Thread(target=self._work, name="tracekit-rdns", daemon=True)
+            self.threads.append(thread)
+            thread.start()
 
     def name(self, address: str) -> str | None:
         """The name of ``address``, waiting for its lookup within the time limit."""
         self.start(address)
-        lookup = self._lookups[address]
+        lookup = self._lookups.get(address)
+        if lookup is None:  # closed
+            return None
         lookup.done.wait(max(0.0, lookup.started + LOOKUP_TIMEOUT - time.monotonic()))
         return lookup.name
+
+    def close(self) -> None:
+        """Stop: lookups not begun are dropped, and each thread ends once its lookup under
+        way (which cannot be cut short) returns."""
+        self._closed = True
+        for _ in self.threads:
+            self._queue.put(None)
 
     def _work(self) -> None:
         while True:
             address = self._queue.get()
+            if address is None:
+                return
             lookup = self._lookups[address]
-            try:
-                lookup.name = socket.gethostbyaddr(address)[0]
-            except (OSError, UnicodeError):
-                lookup.name = None
+            if not self._closed:
+                lookup.name = self._lookup(address)
             lookup.done.set()
 
 
-#: One resolver per running trace (keyed by ``id(trace)``).
-_resolvers: dict[int, ReverseDns] = {}
+#: Each trace's resolver, in ``trace.stash``.
+RESOLVER = StashKey[ReverseDns]()
 
 
 @hookimpl
 def tracekit_trace_started(trace: Trace) -> None:
     if not trace.settings.get("numeric"):
-        _resolvers[id(trace)] = ReverseDns()
+        trace.stash[RESOLVER] = ReverseDns()
 
 
 @hookimpl
 def tracekit_probe_answered(trace: Trace, ttl: int, result: ProbeResult) -> None:
-    resolver = _resolvers.get(id(trace))
+    resolver = trace.stash.get(RESOLVER)
     if resolver is not None and result.address is not None:
         resolver.start(result.address)
 
 
 @hookimpl
 def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
-    resolver = _resolvers.get(id(trace))
+    resolver = trace.stash.get(RESOLVER)
     if resolver is None:
         return
     for host in hop.hosts.values():
@@ -95,4 +121,6 @@ def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
 
 @hookimpl
 def tracekit_trace_finished(trace: Trace) -> None:
-    _resolvers.pop(id(trace), None)
+    resolver = trace.stash.pop(RESOLVER)
+    if resolver is not None:
+        resolver.close()

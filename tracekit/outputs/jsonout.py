@@ -50,8 +50,18 @@ def hop_stats(stats: HopStats) -> dict[str, Any]:
     }
 
 
+def geo(host: Host) -> dict[str, Any]:
+    """A host's ``location`` and ``asn`` as JSON objects, those that are known."""
+    out: dict[str, Any] = {}
+    if host.location is not None:
+        out["location"] = asdict(host.location)
+    if host.asn is not None:
+        out["asn"] = asdict(host.asn)
+    return out
+
+
 def _host(host: Host) -> dict[str, Any]:
-    out: dict[str, Any] = {"address": host.address, "name": host.name}
+    out: dict[str, Any] = {"address": host.address, "name": host.name, **geo(host)}
     for key, value in host.annotations.items():
         out.setdefault(key, value)  # annotations never replace the address or name
     out["stats"] = rtt_stats(host.stats or RttStats())
@@ -80,6 +90,16 @@ def hop_to_dict(hop: Hop) -> dict[str, Any]:
     }
 
 
+def trace_annotations(trace: Trace) -> dict[str, Any]:
+    """The trace's annotations, with ``source``: what enrichment found about our own
+    address."""
+    out = dict(trace.annotations)
+    source = geo(trace.source_host) if trace.source_host is not None else {}
+    if source:
+        out.setdefault("source", source)
+    return out
+
+
 def trace_to_dict(trace: Trace) -> dict[str, Any]:
     """The JSON-ready form of a trace."""
     return {
@@ -102,7 +122,7 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
         "finished": trace.finished.isoformat() if trace.finished else None,
         "reached": trace.reached,
         "end": trace.end,
-        "annotations": trace.annotations,
+        "annotations": trace_annotations(trace),
         "hops": [hop_to_dict(h) for h in trace.hops],
         **(
             {

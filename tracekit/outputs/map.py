@@ -13,6 +13,7 @@ jitter), and those of each responder where a hop has several.
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 from importlib.resources import files
@@ -20,7 +21,7 @@ from typing import Any
 
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Host, Trace
+from tracekit.model import Credit, Host, Location, Trace
 from tracekit.output import Output
 from tracekit.sanitize import printable
 from tracekit.stats import HopStats, RttStats
@@ -28,11 +29,6 @@ from tracekit.stats import HopStats, RttStats
 ASSETS = files("tracekit.outputs") / "mapassets"
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILES_CREDIT = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
-DBIP_CREDIT = (
-    '<a href="https://db-ip.com">IP Geolocation by DB-IP</a> '
-    '(<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>)'
-)
-MAXMIND_CREDIT = 'GeoLite2 data created by <a href="https://www.maxmind.com">MaxMind</a>'
 NO_LOCATIONS = (
     "No hop could be located: no GeoIP database was found, or it does not know these "
     "addresses. Run 'tracekit geoip download' or pass --geoip-db FILE."
@@ -78,18 +74,22 @@ def _text(value: str | None) -> str | None:
 
 
 def _host_info(host: Host) -> dict[str, Any]:
-    asn = host.annotations.get("asn") or {}
-    location = host.annotations.get("location") or {}
-    place = ", ".join(p for p in (location.get("city"), location.get("country")) if p)
+    asn, location = host.asn, host.location
     return {
         "address": host.address,
         "name": _text(host.name),
-        "asn": f"AS{asn['number']}" if asn.get("number") else None,
-        "org": _text(asn.get("organization")),
-        "place": _text(place) or None,
-        "lat": location.get("latitude"),
-        "lon": location.get("longitude"),
+        "asn": f"AS{asn.number}" if asn is not None and asn.number else None,
+        "org": _text(asn.organization) if asn is not None else None,
+        "place": _text(_place(location)) or None,
+        "lat": location.latitude if location is not None else None,
+        "lon": location.longitude if location is not None else None,
     }
+
+
+def _place(location: Location | None) -> str:
+    if location is None:
+        return ""
+    return ", ".join(p for p in (location.city, location.country) if p)
 
 
 def loss_colour(stats: HopStats | None) -> str:
@@ -170,13 +170,12 @@ def map_data(trace: Trace) -> dict[str, Any]:
     if trace.settings.get("origin"):
         lat, lon = trace.settings["origin"]
         origin = {"lat": lat, "lon": lon, "label": f"start: {trace.source} (--origin)"}
-    elif trace.annotations.get("source", {}).get("location"):
-        location = trace.annotations["source"]["location"]
-        place = ", ".join(p for p in (location.get("city"), location.get("country")) if p)
+    elif trace.source_host is not None and trace.source_host.location is not None:
+        location = trace.source_host.location
         origin = {
-            "lat": location["latitude"],
-            "lon": location["longitude"],
-            "label": printable(f"start: {trace.source} ({place})"),
+            "lat": location.latitude,
+            "lon": location.longitude,
+            "label": printable(f"start: {trace.source} ({_place(location)})"),
         }
     databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
     stops = ([(0, origin["lat"], origin["lon"])] if origin else []) + [
@@ -210,23 +209,27 @@ def map_data(trace: Trace) -> dict[str, Any]:
     }
 
 
+def _link(text: str, url: str | None) -> str:
+    """``text`` escaped, linked to ``url`` if it is an http(s) address."""
+    escaped = html.escape(text)
+    if url is None or not url.startswith(("https://", "http://")):
+        return escaped
+    return f'<a href="{html.escape(url, quote=True)}">{escaped}</a>'
+
+
+def credit_html(credit: Credit) -> str:
+    """One credit as the map's attribution shows it: plain text from the enrichment that
+    added it, escaped, with its links."""
+    out = _link(credit.text, credit.url)
+    if credit.licence:
+        out += f" ({_link(credit.licence, credit.licence_url)})"
+    return out
+
+
 def _credits(trace: Trace) -> list[str]:
-    """Attribution for the data on the map (fixed strings of ours, never database text):
-    DB-IP's licence requires it for their databases, known by type or file name."""
-    databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
-    credits = []
-    if any(is_dbip(d.get("type"), d.get("file")) for d in databases):
-        credits.append(DBIP_CREDIT)
-    if any(str(d.get("type")).startswith(("GeoLite2", "GeoIP2")) for d in databases):
-        credits.append(MAXMIND_CREDIT)
-    return credits
-
-
-def is_dbip(database_type: str | None, file: str | None) -> bool:
-    """Whether a database comes from DB-IP: its type (``DBIP-City-Lite``...) or its file
-    name (``dbip-city-lite-2025-01.mmdb``...) says so."""
-    names = f"{database_type or ''} {file or ''}".lower().replace("-", "")
-    return "dbip" in names
+    """Attribution for the data on the map: what the enrichment that used it asked for
+    (``trace.credits``: DB-IP's licence requires it for their databases)."""
+    return [credit_html(credit) for credit in trace.credits]
 
 
 def render(trace: Trace) -> str:

@@ -44,9 +44,7 @@ def _host(host: Host, numeric: bool) -> str:
 
 
 def _asn(host: Host) -> str:
-    asn = host.annotations.get("asn")
-    number = asn.get("number") if isinstance(asn, dict) else None
-    return f"AS{number}" if isinstance(number, int) else ""
+    return f"AS{host.asn.number}" if host.asn is not None else ""
 
 
 def _ms(value: float | None) -> str:

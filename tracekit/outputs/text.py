@@ -32,16 +32,15 @@ def header(trace: Trace) -> str:
 
 
 def geo_label(host: Host | None) -> str:
-    """`` [AS64500 Frankfurt, DE]`` from a host's ASN and location annotations, or ``""``."""
+    """`` [AS64500 Frankfurt, DE]`` from a host's ASN and location, or ``""``."""
     if host is None:
         return ""
     parts = []
-    asn = host.annotations.get("asn")
-    if asn:
-        parts.append(f"AS{asn['number']}")
-    location = host.annotations.get("location")
-    if location:
-        place = ", ".join(p for p in (location.get("city"), location.get("country_code")) if p)
+    if host.asn is not None:
+        parts.append(f"AS{host.asn.number}")
+    location = host.location
+    if location is not None:
+        place = ", ".join(p for p in (location.city, location.country_code) if p)
         if place:
             parts.append(place)
     return f" [{printable(' '.join(parts))}]" if parts else ""
@@ -83,9 +82,8 @@ def as_path(trace: Trace) -> list[int]:
     path: list[int] = []
     for hop in trace.hops:
         for host in hop.hosts.values():
-            asn = host.annotations.get("asn")
-            number = asn.get("number") if isinstance(asn, dict) else None
-            if isinstance(number, int) and (not path or path[-1] != number):
+            number = host.asn.number if host.asn is not None else None
+            if number is not None and (not path or path[-1] != number):
                 path.append(number)
     return path
 

@@ -159,7 +159,8 @@ def test_each_trace_has_its_own_lookups_until_it_finishes() -> None:
     tracekit_scope.tracekit_enrich_hop(second, hop)
     assert hop.hosts["10.0.0.1"].annotations == {"scope": "private"}
     tracekit_scope.tracekit_trace_finished(second)
-    assert tracekit_scope._lookups == {}
+    assert tracekit_scope.LOOKUPS not in first.stash
+    assert tracekit_scope.LOOKUPS not in second.stash
 
 
 def test_the_hooks_are_valid_for_the_plugin_manager() -> None:

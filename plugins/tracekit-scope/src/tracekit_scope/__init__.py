@@ -13,7 +13,7 @@ import concurrent.futures
 import ipaddress
 
 from tracekit import hookimpl
-from tracekit.model import Hop, ProbeResult, Trace
+from tracekit.model import Hop, ProbeResult, StashKey, Trace
 
 #: Seconds a hop waits for its lookups; a host whose lookup is not done by then (or failed)
 #: gets no scope.
@@ -65,26 +65,26 @@ class _Lookups:
         return self.pending[address]
 
 
-#: One set of lookups per running trace.
-_lookups: dict[int, _Lookups] = {}
+#: Each trace's lookups, kept in the trace (``trace.stash``).
+LOOKUPS = StashKey[_Lookups]()
 
 
 @hookimpl
 def tracekit_trace_started(trace: Trace) -> None:
-    _lookups[id(trace)] = _Lookups()
+    trace.stash[LOOKUPS] = _Lookups()
 
 
 @hookimpl
 def tracekit_probe_answered(trace: Trace, result: ProbeResult) -> None:
     # Called from the probing loop for every answer: only start the work here.
-    lookups = _lookups.get(id(trace))
+    lookups = trace.stash.get(LOOKUPS)
     if lookups is not None and result.address is not None:
         lookups.start(result.address)
 
 
 @hookimpl
 def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
-    lookups = _lookups.get(id(trace))
+    lookups = trace.stash.get(LOOKUPS)
     if lookups is None:
         return
     futures = {host.address: lookups.start(host.address) for host in hop.hosts.values()}
@@ -98,6 +98,6 @@ def tracekit_enrich_hop(trace: Trace, hop: Hop) -> None:
 
 @hookimpl
 def tracekit_trace_finished(trace: Trace) -> None:
-    lookups = _lookups.pop(id(trace), None)
+    lookups = trace.stash.pop(LOOKUPS)
     if lookups is not None:
         lookups.pool.shutdown(wait=False, cancel_futures=True)
