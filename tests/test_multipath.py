@@ -129,9 +129,13 @@ def test_mda_finds_both_branches_and_every_link(
     diamond: Lab, version: int, trace_schema: dict[str, Any]
 ) -> None:
     server = diamond.address("server", version)
-    process = diamond.tracekit(server, f"-{version}", "-n", "--mda", "--format", "json")
-    assert process.returncode == 0, process.stderr
-    report = json.loads(process.stdout)
+    # The rule misses a branch with its stated chance (5 % a hop here): three runs at most.
+    for _ in range(3):
+        process = diamond.tracekit(server, f"-{version}", "-n", "--mda", "--format", "json")
+        assert process.returncode == 0, process.stderr
+        report = json.loads(process.stdout)
+        if [len(hop["hosts"]) for hop in report["hops"]] == [1, 2, 2, 1]:
+            break
     jsonschema.validate(report, trace_schema, format_checker=jsonschema.FormatChecker())
     assert report["probe"]["method"] == "udp" and report["confidence"] == 0.95
     hosts = [{h["address"] for h in hop["hosts"]} for hop in report["hops"]]
@@ -150,9 +154,12 @@ def test_mda_finds_both_branches_and_every_link(
 @pytest.mark.netns
 def test_mda_text_lists_each_interface_and_its_successors(diamond: Lab) -> None:
     server = diamond.address("server")
-    process = diamond.tracekit(server, "-n", "--mda")
-    assert process.returncode == 0, process.stderr
-    lines = process.stdout.splitlines()
+    for _ in range(3):  # as above: the rule may miss a branch, with its stated chance
+        process = diamond.tracekit(server, "-n", "--mda")
+        assert process.returncode == 0, process.stderr
+        lines = process.stdout.splitlines()
+        if "10.0.2.2" in process.stdout and "10.0.3.2" in process.stdout:
+            break
     start = next(i for i, line in enumerate(lines) if line.startswith("links ("))
     assert lines[start].endswith("probes, 95% confidence):")
     successors = lines[start + 1 :]

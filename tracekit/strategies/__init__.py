@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tracekit.events import Probe
-from tracekit.model import ProbeResult
-from tracekit.probe import Match
+from tracekit.model import Hop, Host, ProbeResult
+from tracekit.probe import Match, Outcome
+from tracekit.stats import HopStats, RttStats
 
 if TYPE_CHECKING:
     from tracekit.engine import Engine
@@ -72,3 +73,29 @@ class Strategy(ABC):
     @abstractmethod
     def stop(self, now: float) -> None:
         """End early (interrupted): emit what is complete, then ``TraceFinished``."""
+
+
+def end_name(outcome: Outcome | None) -> str:
+    """``TraceFinished.end`` for what ended a trace: an outcome, or ``None`` (max TTL)."""
+    if outcome is Outcome.REACHED:
+        return "reached"
+    return "unreachable" if outcome is Outcome.UNREACHABLE else "max-ttl"
+
+
+def hop_of(ttl: int, probes: list[Probe]) -> Hop:
+    """The hop of ``probes`` sent with ``ttl``: their results, hosts and statistics."""
+    results = [p.result or ProbeResult(flow=p.flow) for p in probes]
+    stats = HopStats()
+    hop = Hop(ttl=ttl, probes=results, stats=stats)
+    for r in results:
+        stats.sent += 1
+        if r.address is None or r.rtt_ms is None:
+            stats.unanswered += 1
+            continue
+        stats.add(r.rtt_ms)
+        host = hop.hosts.get(r.address)
+        if host is None:
+            host = hop.hosts[r.address] = Host(r.address, stats=RttStats())
+        assert host.stats is not None
+        host.stats.add(r.rtt_ms)
+    return hop

@@ -17,12 +17,10 @@ import bisect
 from dataclasses import dataclass, field
 
 from tracekit.events import HopCompleted, Probe, ProbeAnswered, TraceFinished
-from tracekit.model import Hop, Host, ProbeResult
+from tracekit.model import Hop, ProbeResult
 from tracekit.probe import Match, Outcome
-from tracekit.stats import HopStats, RttStats, withheld
-from tracekit.strategies import Strategy, Wait
-
-_END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
+from tracekit.stats import withheld
+from tracekit.strategies import Strategy, Wait, end_name, hop_of
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,7 @@ class Classic(Strategy):
             for p in probes:
                 self.engine.release(p, now)
             self.engine.emit(HopCompleted(self._hop(ttl, probes)))
-        self._finish(now, _END[self.end_outcome] if self.end_outcome else "max-ttl")
+        self._finish(now, end_name(self.end_outcome))
 
     def _finish(self, now: float, end: str) -> None:
         for probes in self._at.values():
@@ -166,20 +164,9 @@ class Classic(Strategy):
             self._finish(now, "interrupted")
 
     def _hop(self, ttl: int, probes: list[Probe]) -> Hop:
-        results = [p.result or ProbeResult(flow=p.flow) for p in probes]
-        hop = Hop(ttl=ttl, probes=results, stats=HopStats())
+        hop = hop_of(ttl, probes)
         assert hop.stats is not None
-        for r in results:
-            hop.stats.sent += 1
-            if r.address is None or r.rtt_ms is None:
-                hop.stats.unanswered += 1
-                continue
-            hop.stats.add(r.rtt_ms)
-            host = hop.hosts.get(r.address)
-            if host is None:
-                host = hop.hosts[r.address] = Host(r.address, stats=RttStats())
-            assert host.stats is not None
-            host.stats.add(r.rtt_ms)
+        results = hop.probes
         if hop.stats.received:
             n = withheld(hop.stats.unanswered, hop.stats.sent, self._behind(ttl))
             hop.stats.rate_limited = n

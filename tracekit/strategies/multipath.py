@@ -18,10 +18,9 @@ from __future__ import annotations
 import math
 
 from tracekit.events import HopCompleted, Probe, ProbeAnswered, TraceFinished
-from tracekit.model import Hop, Host, Link, ProbeResult
+from tracekit.model import Link, ProbeResult
 from tracekit.probe import Match, Outcome
-from tracekit.stats import HopStats, RttStats
-from tracekit.strategies import Strategy
+from tracekit.strategies import Strategy, end_name, hop_of
 from tracekit.strategies.classic import Schedule
 
 #: Probes needed having seen 1, 2, ... 10 interfaces: the table MDA implementations
@@ -154,14 +153,12 @@ class Multipath(Strategy):
         probes = self._at[self.ttl]
         for p in probes:
             self.engine.release(p, now)
-        self.engine.emit(HopCompleted(self._hop(self.ttl, probes)))
+        self.engine.emit(HopCompleted(hop_of(self.ttl, probes)))
         answered = [p for p in probes if p.result is not None]
         ended = bool(answered) and all(p.id in self._ends for p in answered)
         if ended or self.ttl >= self.schedule.max_ttl:
             self.finished = True
-            end = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
-            self.engine.emit(TraceFinished(end.get(self.end_outcome, "max-ttl")
-                                           if self.end_outcome else "max-ttl"))  # fmt: skip
+            self.engine.emit(TraceFinished(end_name(self.end_outcome)))
             return
         self.ttl += 1
 
@@ -189,18 +186,3 @@ class Multipath(Strategy):
         if not self.finished:
             self.finished = True
             self.engine.emit(TraceFinished("interrupted"))
-
-    def _hop(self, ttl: int, probes: list[Probe]) -> Hop:
-        results = [p.result or ProbeResult(flow=p.flow) for p in probes]
-        hop = Hop(ttl=ttl, probes=results, stats=HopStats())
-        assert hop.stats is not None
-        for r in results:
-            hop.stats.sent += 1
-            if r.address is None or r.rtt_ms is None:
-                hop.stats.unanswered += 1
-                continue
-            hop.stats.add(r.rtt_ms)
-            host = hop.hosts.setdefault(r.address, Host(r.address, stats=RttStats()))
-            assert host.stats is not None
-            host.stats.add(r.rtt_ms)
-        return hop

@@ -22,14 +22,13 @@ from tracekit.model import Hop, Host, ProbeResult
 from tracekit.pacing import Pacer
 from tracekit.probe import Match, Outcome
 from tracekit.stats import HopStats, RttStats, attribute
-from tracekit.strategies import Strategy
+from tracekit.strategies import Strategy, end_name
 from tracekit.strategies.classic import Schedule
 
 #: Before the destination is known, rounds probe this many TTLs past the deepest answer.
 MAX_UNKNOWN = 5
 #: Seconds between tries while every sequence number is held or resting.
 _BLOCKED_POLL = 0.01
-_END = {Outcome.REACHED: "reached", Outcome.UNREACHABLE: "unreachable"}
 
 
 @dataclass(eq=False)
@@ -239,7 +238,7 @@ class Rounds(Strategy):
         self._complete_rounds()
         done_sending = self._stopping or (self.cycles and self._started >= self.cycles)
         if done_sending and not self._rounds:
-            self._finish(now, _END[self.end_outcome] if self.end_outcome else "max-ttl")
+            self._finish(now, end_name(self.end_outcome))
 
     def _complete_rounds(self) -> None:
         while (

@@ -121,7 +121,10 @@ def test_multipath_discovery_draws_the_diamond_as_it_is(
 ) -> None:
     lab = tracekit_lab_factory(topology=DIAMOND, multipath_hash=1)
     server = lab.address("server", version)
-    source, report = trace_to_files(lab, tmp_path, server, f"-{version}", "-n", "--mda")
+    for _ in range(3):  # multipath discovery misses a branch with its stated chance (5 %)
+        source, report = trace_to_files(lab, tmp_path, server, f"-{version}", "-n", "--mda")
+        if len(report["links"]) == 6:
+            break
     links = {(f"{k['ttl']} {k['from']}", f"{k['ttl'] + 1} {k['to']}") for k in report["links"]}
     first = {("source", f"1 {lab.address('r1', version)}")}
     graph = read_graph(source)
