@@ -4,6 +4,7 @@ virtual clock, no sockets)."""
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 
 from test_engine import CountingMethod, SimulatedPath
 
@@ -246,3 +247,58 @@ def test_pacer_spaces_a_router_only_once_it_withholds() -> None:
     assert pacer.sent(2, 0, 1.1)  # a second after an answer: within budget
     pacer.learn(2, 0, "10.0.2.2", 1.1)
     assert not pacer.sent(2, 0, 1.5)  # 0.4 s after an answer: a rate limit may withhold it
+
+
+@dataclass
+class StampedPath(SimulatedPath):
+    """A simulated path whose answers carry their arrival times, as raw sockets' do: a
+    patient driver may read them late. Counts the driver's sleeps."""
+
+    stamped: bool = True
+    sleeps: int = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps += 1
+
+
+def patient_run(path: SimulatedPath, cycles: int, interval: float) -> tuple[Rounds, list[Event]]:
+    strategy = Rounds(Schedule(), cycles, interval)
+    sleep = path.sleep if isinstance(path, StampedPath) else None
+    engine = Engine(CountingMethod(path), strategy)
+    if sleep is None:
+        return strategy, list(drive(engine, path, clock=path.clock))
+    return strategy, list(drive(engine, path, clock=path.clock, sleep=sleep))
+
+
+def test_a_patient_driver_wakes_once_a_round_and_counts_the_same() -> None:
+    eager, _ = patient_run(SimulatedPath(length=4, silent={2}), 20, 0.05)
+    path = StampedPath(length=4, silent={2})
+    patient, events = patient_run(path, 20, 0.05)
+    # one sleep a round, and a few to give up the last round's silent probe
+    assert path.sleeps <= 20 + 3
+    assert [e.round.number for e in events if isinstance(e, RoundCompleted)] == list(range(1, 21))
+    for a, b in zip(eager.hops(), patient.hops(), strict=True):
+        assert a.stats is not None and b.stats is not None
+        assert (a.stats.sent, a.stats.received, a.stats.lost) == (
+            b.stats.sent, b.stats.received, b.stats.lost,
+        )  # fmt: skip
+        assert a.stats.avg_ms == b.stats.avg_ms  # round trips from the arrival times
+    assert by_ttl(patient)[4].stats.received == 20  # type: ignore[union-attr]
+
+
+def test_an_answer_read_late_is_an_answer_not_a_withheld_one() -> None:
+    # TTL 2's fourth answer comes 30 ms after it was sent: past its deadline (HERE x the
+    # hop's 4 ms round trip), before the next round (50 ms), when the driver next wakes.
+    # It is counted as an answer; giving the probe up first would have taken the hop for
+    # one that withholds answers and paced it.
+    assert Wait().timeout(0.004, None) < 0.030
+    for path in (
+        SimulatedPath(length=4, late={(2, 3): 0.030}),
+        StampedPath(length=4, late={(2, 3): 0.030}),
+    ):
+        strategy, events = patient_run(path, 10, 0.05)
+        assert not strategy.pacer.paced
+        stats = by_ttl(strategy)[2].stats
+        assert stats is not None and (stats.sent, stats.received, stats.lost) == (10, 10, 0)
+        assert not any(e.late for e in events if isinstance(e, ProbeAnswered))

@@ -106,6 +106,9 @@ class DatagramTransport:
             )
         #: TCP: each probe comes from a port of its own (no --paris, no --source-port).
         self.port_per_probe = self._protocol == socket.IPPROTO_TCP
+        #: Answers carry the kernel's arrival time, except a connection made (TCP), which is
+        #: timed when it is seen: the driver must look at once (``tracekit.driver``).
+        self.stamped = not self.port_per_probe
         self._poll = select.poll()
         for sock in self._sockets_in_use():
             self._poll.register(sock, select.POLLIN)

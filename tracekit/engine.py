@@ -148,20 +148,19 @@ class Engine:
 
     @staticmethod
     def _result(probe: Probe, match: Match, received: Received) -> ProbeResult:
+        data = received.data
+        header = ((data[0] & 0x0F) * 4 if data else 20) if received.ip_version == 4 else 40
+        rtt = (received.time - probe.sent) * 1000.0
         return ProbeResult(
-            address=received.address,
-            rtt_ms=max(0.0, (received.time - probe.sent) * 1000.0),
-            reply=match.reply,
-            reply_ttl=received.ttl,
-            mpls=[{"label": m.label, "tc": m.tc, "s": m.s, "ttl": m.ttl} for m in match.mpls],
-            marker=match.marker,
-            flow=probe.flow,
-            size=_size(received),
+            received.address,
+            rtt if rtt > 0.0 else 0.0,
+            match.reply,
+            received.ttl,
+            [{"label": m.label, "tc": m.tc, "s": m.s, "ttl": m.ttl} for m in match.mpls]
+            if match.mpls
+            else [],
+            match.marker,
+            probe.flow,
+            False,
+            len(data) - header if len(data) >= header else None,
         )
-
-
-def _size(received: Received) -> int | None:
-    """Bytes of a received packet after its IP header (IPv6's is put back whole, 40 bytes)."""
-    data = received.data
-    header = ((data[0] & 0x0F) * 4 if data else 20) if received.ip_version == 4 else 40
-    return len(data) - header if len(data) >= header else None

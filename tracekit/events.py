@@ -42,9 +42,12 @@ class Probe:
         return self.result is not None or self.expired or self.cancelled
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProbeAnswered:
-    """An answer was matched to ``probe``; ``late`` when the probe had been given up."""
+    """An answer was matched to ``probe``; ``late`` when the probe had been given up.
+
+    Made for every answer, so not frozen (a frozen dataclass costs a microsecond more to
+    make); treat it as read-only."""
 
     probe: Probe
     result: ProbeResult

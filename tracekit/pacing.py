@@ -31,7 +31,8 @@ class Pacer:
     def learn(self, ttl: int, flow: int, address: str, sent: float) -> None:
         """``address`` answered a probe sent at ``sent`` with ``ttl`` on ``flow``."""
         self._router[(ttl, flow)] = address
-        if sent > self._answered.get(address, float("-inf")):
+        answered = self._answered.get(address)
+        if answered is None or sent > answered:
             self._answered[address] = sent
 
     def router(self, ttl: int, flow: int) -> str | None:

@@ -147,6 +147,23 @@ def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
     return types.SimpleNamespace(**hooks)
 
 
+def notifier(caller: pluggy.HookCaller) -> Callable[..., None]:
+    """Call a hook that returns nothing, for the per-packet path: its implementations as
+    they are registered now, called in pluggy's order with the arguments each takes, but
+    without pluggy's machinery on every call (a few microseconds). Where a wrapper is among
+    them, pluggy's own call."""
+    impls = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper for impl in impls):
+        return caller
+    calls = [(impl.function, impl.argnames) for impl in reversed(impls)]
+
+    def notify(**kwargs: Any) -> None:
+        for function, names in calls:
+            function(*[kwargs[name] for name in names])
+
+    return notify
+
+
 def _guarded(plugin: str, hook: str, function: Callable[..., Any]) -> Callable[..., Any]:
     isolated = Isolated(
         f"plugin {plugin!r} failed in {hook} and is skipped there from now on",

@@ -6,6 +6,7 @@ Data flows one way: request -> engine -> probe method -> answers -> hops -> enri
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import socket
@@ -27,7 +28,7 @@ from tracekit.isolation import Isolated
 from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
-from tracekit.plugins import PluginManager, Registry
+from tracekit.plugins import PluginManager, Registry, notifier
 from tracekit.probe import ProbeContext, ProbeMethod
 from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
@@ -210,6 +211,10 @@ def _trace(
             trace.cycles, trace.interval = request.cycles, request.interval
         engine = Engine(method, strategy)
         run = _Run(pm, trace, outputs, strategy)
+        if not gc.get_freeze_count():
+            # What start-up made (scapy, plugins) lives as long as the process: out of the
+            # collector's way, a full collection in a long run costs little.
+            gc.freeze()
         try:
             try:
                 pm.hook.tracekit_trace_started(trace=trace)
@@ -435,12 +440,14 @@ class _Run:
         self._enriched: set[tuple[int, str]] = set()
         #: The outputs that want every answer (a live view): calling the others costs time.
         self._answer_sinks = [o for o in outputs if type(o.output).answer is not Output.answer]
+        self._answered = notifier(pm.hook.tracekit_probe_answered)
+        self._responders = 0
 
     def handle(self, event: Event) -> None:
         trace = self.trace
         if isinstance(event, ProbeAnswered):
             result = event.result
-            self.pm.hook.tracekit_probe_answered(trace=trace, ttl=event.probe.ttl, result=result)
+            self._answered(trace=trace, ttl=event.probe.ttl, result=result)
             if self._answer_sinks:
                 if isinstance(self.strategy, Rounds):
                     trace.hops = self.strategy.hops()
@@ -463,6 +470,9 @@ class _Run:
         """Continuous mode: take the strategy's hops, enriching hosts not seen before."""
         assert isinstance(self.strategy, Rounds)
         self.trace.hops = hops = self.strategy.hops()
+        if self.strategy.responders == self._responders:
+            return  # no new host: nothing to enrich
+        self._responders = self.strategy.responders
         for hop in hops:
             new = [a for a in hop.hosts if (hop.ttl, a) not in self._enriched]
             if new:

@@ -51,6 +51,9 @@ def _open(family: int, proto: int) -> socket.socket:
 class RawTransport:
     """Sends probe packets to one destination and receives packets of chosen protocols."""
 
+    #: Every packet received carries the kernel's arrival time (``SO_TIMESTAMPNS``).
+    stamped = True
+
     def __init__(
         self,
         ip_version: int,
@@ -118,8 +121,12 @@ class RawTransport:
         return sent
 
     def receive(self, timeout: float) -> list[Received]:
-        """Wait up to ``timeout`` seconds for packets; return all that are queued."""
-        ready, _, _ = select.select(list(self._receivers), [], [], timeout)
+        """Wait up to ``timeout`` seconds for packets; return all that are queued (with no
+        wait, the sockets are read without asking which have something)."""
+        if timeout > 0.0:
+            ready = select.select(list(self._receivers), [], [], timeout)[0]
+        else:
+            ready = list(self._receivers)
         out: list[Received] = []
         for sock in ready:
             while True:

@@ -56,25 +56,33 @@ class RttStats:
     samples: deque[float] = field(default_factory=_sample, repr=False)
 
     def add(self, rtt_ms: float) -> None:
-        """Fold in one answer's round trip."""
-        if self.last_ms is not None:
-            jitter = abs(rtt_ms - self.last_ms)
-            self._jitters += 1
-            self.jitter_ms = jitter
-            self.javg_ms = jitter if self.javg_ms is None else (
-                self.javg_ms + (jitter - self.javg_ms) / self._jitters
-            )  # fmt: skip
-            self.jmax_ms = jitter if self.jmax_ms is None else max(self.jmax_ms, jitter)
-            self.jint_ms = jitter if self.jint_ms is None else (
-                self.jint_ms + (jitter - self.jint_ms) / 16
-            )  # fmt: skip
-        self.received += 1
-        self.samples.append(rtt_ms)
+        """Fold in one answer's round trip (called twice for every answer: keep it lean)."""
+        last = self.last_ms
+        received = self.received + 1
+        self.received = received
         self.last_ms = rtt_ms
-        self.best_ms = rtt_ms if self.best_ms is None else min(self.best_ms, rtt_ms)
-        self.worst_ms = rtt_ms if self.worst_ms is None else max(self.worst_ms, rtt_ms)
+        self.samples.append(rtt_ms)
+        if last is None:
+            self.best_ms = self.worst_ms = self._mean = rtt_ms
+            return
+        jitter = rtt_ms - last if rtt_ms >= last else last - rtt_ms
+        self.jitter_ms = jitter
+        javg = self.javg_ms
+        if javg is None:
+            self._jitters = 1
+            self.javg_ms = self.jmax_ms = self.jint_ms = jitter
+        else:
+            jitters = self._jitters = self._jitters + 1
+            self.javg_ms = javg + (jitter - javg) / jitters
+            if jitter > self.jmax_ms:  # type: ignore[operator]  # set with javg_ms
+                self.jmax_ms = jitter
+            self.jint_ms += (jitter - self.jint_ms) / 16  # type: ignore[operator]
+        if rtt_ms < self.best_ms:  # type: ignore[operator]  # set with last_ms
+            self.best_ms = rtt_ms
+        elif rtt_ms > self.worst_ms:  # type: ignore[operator]
+            self.worst_ms = rtt_ms
         delta = rtt_ms - self._mean
-        self._mean += delta / self.received
+        self._mean += delta / received
         self._m2 += delta * (rtt_ms - self._mean)
 
     @property

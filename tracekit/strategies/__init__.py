@@ -54,6 +54,10 @@ class Strategy(ABC):
     engine: Engine
     #: True once the strategy has emitted ``TraceFinished``.
     finished: bool = False
+    #: The strategy need not hear of an answer before its next :meth:`wakeup`: a driver
+    #: whose packets carry the kernel's arrival times may read them then, all at once
+    #: (:mod:`tracekit.driver`). False where what comes next depends on answers at once.
+    patient: bool = False
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine

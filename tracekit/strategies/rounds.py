@@ -29,6 +29,8 @@ from tracekit.strategies.classic import Schedule
 MAX_UNKNOWN = 5
 #: Seconds between tries while every sequence number is held or resting.
 _BLOCKED_POLL = 0.01
+#: Seconds a given-up probe may wait to be counted while another round is to start.
+LINGER = 0.05
 
 
 @dataclass(eq=False)
@@ -43,6 +45,8 @@ class _Round:
 class Rounds(Strategy):
     """Rounds of probes, ``cycles`` of them (0: until stopped), ``interval`` apart."""
 
+    patient = True
+
     def __init__(
         self, schedule: Schedule, cycles: int, interval: float, pacer: Pacer | None = None
     ) -> None:
@@ -53,8 +57,11 @@ class Rounds(Strategy):
         self._rounds: deque[_Round] = deque()
         self._started = 0
         self._next_at: float | None = None
-        #: Probes sent and neither answered nor given up (a dict: an ordered set).
-        self._in_flight: dict[Probe, None] = {}
+        #: Probes sent and neither answered nor given up, in the order sent, with when each
+        #: is given up; ``_stale`` when those times need working out again (a probe went
+        #: out, or a hop's worst round trip grew).
+        self._in_flight: dict[Probe, float] = {}
+        self._stale = False
         #: Given-up probes whose sequence numbers are still held, oldest first.
         self._held: deque[Probe] = deque()
         self._hops: dict[int, Hop] = {}
@@ -69,6 +76,8 @@ class Rounds(Strategy):
         self.reached = False
         self._stopping = False
         self._blocked_since = 0.0
+        #: Hosts seen so far, over all hops (grows when a new responder answers).
+        self.responders = 0
 
     # -- what the run looks like ------------------------------------------------------------
 
@@ -129,7 +138,8 @@ class Rounds(Strategy):
                 r.waiting.pop(0)
                 probe.budgeted = self.pacer.sent(ttl, 0, now)
                 r.probes.append(probe)
-                self._in_flight[probe] = None
+                self._in_flight[probe] = now + self.schedule.wait.max
+                self._stale = True  # worked out once the driver has set the send time
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -142,8 +152,17 @@ class Rounds(Strategy):
             later = max((w for t, w in self._worst.items() if t > p.ttl), default=None)
         return p.sent + self.schedule.wait.timeout(here, later)
 
+    def _deadlines(self) -> dict[Probe, float]:
+        """``_in_flight``, its give-up times up to date."""
+        in_flight = self._in_flight
+        if self._stale:
+            for p in in_flight:
+                in_flight[p] = self._deadline(p)
+            self._stale = False
+        return in_flight
+
     def _expire(self, now: float) -> None:
-        for p in [p for p in self._in_flight if now >= self._deadline(p)]:
+        for p in [p for p, deadline in self._deadlines().items() if now >= deadline]:
             del self._in_flight[p]
             p.expired = True
             self._held.append(p)
@@ -168,49 +187,64 @@ class Rounds(Strategy):
         return False
 
     def wakeup(self) -> float | None:
-        times = [self._deadline(p) for p in self._in_flight]
+        """The next round's start; the first give-up time once no round is to come (while
+        rounds come, at most :data:`LINGER` after it: given-up probes wait to be counted
+        until the strategy wakes anyway, and answers to them that came before are
+        counted as answers)."""
+        deadlines = self._deadlines()
+        times = [min(deadlines.values())] if deadlines else []
+        if not self._stopping and not (self.cycles and self._started >= self.cycles):
+            after = self._next_at if self._next_at is not None else 0.0
+            times = [min(after, times[0] + LINGER)] if times else [after]
         if any(r.waiting for r in self._rounds):
             times.append(self._blocked_since + _BLOCKED_POLL)
-        if not self._stopping and not (self.cycles and self._started >= self.cycles):
-            times.append(self._next_at if self._next_at is not None else 0.0)
         return min(times) if times else None
 
     # -- answers ----------------------------------------------------------------------------
 
     def answered(self, probe: Probe, match: Match, result: ProbeResult) -> None:
-        when = probe.sent + (result.rtt_ms or 0.0) / 1000.0
-        if self.dest_ttl is not None and probe.ttl > self.dest_ttl:
+        rtt_ms = result.rtt_ms
+        address = result.address
+        assert address is not None and rtt_ms is not None
+        ttl = probe.ttl
+        when = probe.sent + rtt_ms / 1000.0
+        if self.dest_ttl is not None and ttl > self.dest_ttl:
             self._cancel(probe, when)
             return
         late = probe.expired
         probe.result = result
         self._in_flight.pop(probe, None)
         self.engine.release(probe, when)
-        hop = self._hop(probe.ttl)
+        hop = self._hops.get(ttl) or self._hop(ttl)
         stats = hop.stats
-        assert stats is not None and result.address is not None and result.rtt_ms is not None
+        assert stats is not None
         if late:
             stats.unanswered -= 1
             stats.unanswered_budgeted -= probe.budgeted
         else:
             stats.sent += 1
             stats.sent_budgeted += probe.budgeted
-        stats.add(result.rtt_ms)
-        host = hop.hosts.get(result.address)
+        stats.add(rtt_ms)
+        host = hop.hosts.get(address)
         if host is None:
-            host = hop.hosts[result.address] = Host(result.address, stats=RttStats())
-        assert host.stats is not None
-        host.stats.add(result.rtt_ms)
-        rtt = result.rtt_ms / 1000.0
-        self._worst[probe.ttl] = max(self._worst.get(probe.ttl, 0.0), rtt)
-        self._deepest = max(self._deepest, probe.ttl)
-        self.pacer.learn(probe.ttl, probe.flow, result.address, probe.sent)
-        if match.outcome is not Outcome.HOP:
-            if match.outcome is Outcome.REACHED:
+            host = hop.hosts[address] = Host(address, stats=RttStats())
+            self.responders += 1
+        host.stats.add(rtt_ms)  # type: ignore[union-attr]  # every host here has stats
+        rtt = rtt_ms / 1000.0
+        worst = self._worst.get(ttl)
+        if worst is None or rtt > worst:
+            self._worst[ttl] = rtt
+            self._stale = True
+        if ttl > self._deepest:
+            self._deepest = ttl
+        self.pacer.learn(ttl, probe.flow, address, probe.sent)
+        outcome = match.outcome
+        if outcome is not Outcome.HOP:
+            if outcome is Outcome.REACHED:
                 self.reached = True
-            if self.dest_ttl is None or probe.ttl < self.dest_ttl:
-                self._end_at(probe.ttl, match.outcome, when)
-        self.engine.emit(ProbeAnswered(probe, result, late=late))
+            if self.dest_ttl is None or ttl < self.dest_ttl:
+                self._end_at(ttl, outcome, when)
+        self.engine.emit(ProbeAnswered(probe, result, late))
 
     def _end_at(self, ttl: int, outcome: Outcome, now: float) -> None:
         """The destination (or an error that ends the path) answered at ``ttl``."""
