@@ -1,11 +1,14 @@
 """The command line: ``tracekit HOST`` is short for ``tracekit trace HOST``.
 
-Only click is imported at start-up, so ``--help`` and ``--version`` stay fast; tracing code
-(and scapy) is imported by the commands that need it.
+The command line is built for each run (:func:`make_cli`) from the plugins that load: their
+probe methods' options, their options and their commands. Plugins' modules are light to
+import, so ``--help`` stays fast; tracing code (and scapy) is imported by the commands that
+need it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -17,7 +20,6 @@ from typing import Any
 
 import click
 
-from tracekit.cli_geoip import geoip
 from tracekit.errors import (
     EXIT_BAD_INPUT,
     EXIT_EXPECTATION_FAILED,
@@ -110,21 +112,6 @@ def _parse_rules(ctx: click.Context, param: click.Parameter, value: tuple[str, .
         raise click.BadParameter(str(exc)) from None
 
 
-def _parse_origin(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> tuple[float, float] | None:
-    """``LAT,LON`` in degrees."""
-    if value is None:
-        return None
-    try:
-        lat, lon = (float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not LAT,LON (degrees)") from None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise click.BadParameter(f"{value!r}: latitude -90..90, longitude -180..180")
-    return lat, lon
-
-
 _plugin_option = click.option(
     "--plugin", "plugins", multiple=True, metavar="NAME",
     help="Load the plugin NAME (see 'tracekit plugins') even when "
@@ -144,19 +131,6 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--probe", "probe", default="icmp", show_default=True, metavar="NAME",
                      help=f"Probe method: {', '.join(BUILTIN_PROBES)}, or one a plugin adds "
                      "(see 'tracekit plugins')."),
-        click.option("-p", "--port", type=click.IntRange(1, 65535), metavar="PORT",
-                     help="Destination port: tcp 80 by default; for udp, a fixed port "
-                     "(flow-stable) instead of 33434 and up."),
-        click.option("--paris", is_flag=True, help="Flow-stable probing: the same addresses, "
-                     "ports and flow hash for every probe (udp, icmp; tcp always is)."),
-        click.option("--source-port", type=click.IntRange(1, 65535), metavar="PORT",
-                     help="Source port for udp and tcp (default: a free one)."),
-        click.option("--packet-size", type=click.IntRange(30, 65000), metavar="BYTES",
-                     help="Size of each probe packet, IP header included (icmp and udp; "
-                     "traceroute's packet_len). Default: 60 (IPv4), 80 (IPv6)."),
-        click.option("-t", "--tos", type=click.IntRange(0, 255), metavar="N",
-                     help="IPv4 type of service / IPv6 traffic class of the probes "
-                     "(traceroute -t), e.g. 184 for DSCP EF."),
         click.option("-q", "--queries", type=click.IntRange(1, 10), default=3,
                      show_default=True, help="Probes per hop."),
         click.option("-f", "--first-ttl", type=click.IntRange(1, 255), default=1,
@@ -199,14 +173,6 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-r", "--report", is_flag=True, help="Continuous mode: no live view; "
                      "print an mtr-style report at the end (as mtr -r). Implies -c 10 "
                      "unless -c is given."),
-        click.option("--geoip-db", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="City database (mmdb) for locations; default: see 'tracekit geoip "
-                     "status'."),
-        click.option("--asn-db", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="ASN database (mmdb) for autonomous systems."),
-        click.option("--no-geo", is_flag=True, help="No locations or ASNs (classic output)."),
-        click.option("--origin", callback=_parse_origin, metavar="LAT,LON",
-                     help="Where this machine is, for the map's start marker."),
         click.option("--format", "stdout_format", default="text", show_default=True,
                      metavar="NAME", help=f"Format on standard output: "
                      f"{', '.join(BUILTIN_FORMATS)}, one a plugin adds (see 'tracekit "
@@ -246,7 +212,16 @@ def _check_ttls(options: dict[str, Any]) -> None:
         raise click.BadParameter("must not exceed --max-ttl", param_hint="'-f/--first-ttl'")
 
 
-@cli.command()
+class TraceCommand(click.Command):
+    """``trace``, with the options that plugins and probe methods add (see :func:`make_cli`)."""
+
+    #: Names of the options that probe methods declared (``ProbeContext.options``)...
+    probe_options: tuple[str, ...] = ()
+    #: ... and of those that plugins added (``trace.settings``).
+    plugin_options: tuple[str, ...] = ()
+
+
+@cli.command(cls=TraceCommand)
 @click.argument("hosts", nargs=-1, metavar="HOST...")
 @click.option(
     "--targets",
@@ -275,11 +250,11 @@ def trace(
     from tracekit.expect import prepare
     from tracekit.targets import parse_shard
 
+    probe_options, settings = _plugin_values(options)
     several = len(hosts) != 1 or targets_file is not None or shard is not None
     if not hosts and targets_file is None:
         raise click.UsageError("Missing argument 'HOST'.", click.get_current_context())
     shard_of = parse_shard(shard) if shard is not None else None
-    from tracekit.plugins import get_plugin_manager
     from tracekit.run import TraceRequest, run_trace
     from tracekit.strategies.classic import Schedule
 
@@ -306,7 +281,7 @@ def trace(
         if source is click.core.ParameterSource.DEFAULT:
             options["probe"] = "udp"  # varies its flows through the destination port
         if options["probe"] in ("udp", "icmp"):
-            options["paris"] = True  # one flow per flow id: the flows are the point
+            probe_options["paris"] = True  # one flow per flow id: the flows are the point
     request = TraceRequest(
         target=hosts[0] if hosts else "",
         probe=options["probe"],
@@ -325,21 +300,10 @@ def trace(
         format_paths=[("junit", Path(p)) for p in options["junit_paths"]],
         rules=options["rules"],
         baseline=baseline,
-        settings={
-            "geo": not options["no_geo"],
-            "geoip_db": options["geoip_db"],
-            "asn_db": options["asn_db"],
-            "origin": options["origin"],
-        },
-        probe_options={
-            "port": options["port"],
-            "paris": options["paris"],
-            "source_port": options["source_port"],
-            "packet_size": options["packet_size"],
-            "tos": options["tos"],
-        },
+        settings=settings,
+        probe_options=probe_options,
     )
-    pm = get_plugin_manager(plugins=options["plugins"])
+    pm = _plugin_manager(options["plugins"])
     try:
         if several:
             return _trace_several(pm, request, hosts, targets_file, shard_of)
@@ -380,9 +344,9 @@ def _trace_several(
 @_plugin_option
 def plugins(fmt: str, plugins: tuple[str, ...]) -> int:
     """List the loaded plugins: distribution, version, hooks, what they provide."""
-    from tracekit.plugins import describe_plugins, get_plugin_manager
+    from tracekit.plugins import describe_plugins
 
-    described = describe_plugins(get_plugin_manager(plugins=plugins))
+    described = describe_plugins(_plugin_manager(plugins))
     if fmt == "json":
         click.echo(json.dumps(described, indent=2))
         return 0
@@ -405,7 +369,7 @@ class DemoCommand(click.Command):
         super().format_options(ctx, formatter)
         records = [
             record
-            for param in trace.get_params(ctx)
+            for param in _trace_command(ctx).get_params(ctx)
             if param.name != "help" and (record := param.get_help_record(ctx)) is not None
         ]
         with formatter.section("Trace options (passed on to 'tracekit trace')"):
@@ -439,13 +403,15 @@ def demo(ctx: click.Context, routers: int, silent: int | None) -> int:
     if silent > routers:
         raise click.BadParameter(f"there are only {routers} routers", param_hint="'--silent'")
     # Every check the trace would make before sending, made before anything is built.
-    options = trace.make_context("trace", ["server", *ctx.args], parent=ctx.parent).params
+    command = _trace_command(ctx)
+    options = command.make_context("trace", ["server", *ctx.args], parent=ctx.parent).params
     _check_ttls(options)
     from tracekit.demo import demo_databases, run_demo
-    from tracekit.plugins import get_plugin_manager
 
-    _check_demo_trace(get_plugin_manager(plugins=options["plugins"]), options, routers)
-    chosen = options["geoip_db"] or options["asn_db"] or options["no_geo"]
+    pm = _plugin_manager(options["plugins"])
+    _check_demo_trace(pm, command, options, routers)
+    geo = ("geoip_db", "asn_db", "no_geo")
+    chosen = not pm.has_plugin("geoip") or any(options.get(name) for name in geo)
     extra = [] if chosen else demo_databases(routers)
     code: int = run_demo(
         routers=routers,
@@ -456,7 +422,9 @@ def demo(ctx: click.Context, routers: int, silent: int | None) -> int:
     return code
 
 
-def _check_demo_trace(pm: Any, options: dict[str, Any], routers: int) -> None:
+def _check_demo_trace(
+    pm: Any, command: TraceCommand, options: dict[str, Any], routers: int
+) -> None:
     """What ``tracekit trace`` checks before it sends, for the trace the demo will run."""
     from tracekit.expect import prepare
     from tracekit.plugins import Registry
@@ -472,16 +440,20 @@ def _check_demo_trace(pm: Any, options: dict[str, Any], routers: int) -> None:
     if options["stdout_format"] != "none":
         registry.output(options["stdout_format"])
     used = getattr(probe.factory, "options", None)  # a ProbeMethod class says which it uses
-    if isinstance(used, frozenset):
-        for name in ("port", "paris", "source_port", "packet_size", "tos"):
-            if options[name] not in (None, False) and name not in used:
+    if isinstance(used, tuple | frozenset):
+        from tracekit.probe import option_names
+
+        taken = option_names(used)
+        for name in command.probe_options:
+            if options[name] not in (None, False) and name not in taken:
                 option = "--" + name.replace("_", "-")
                 raise BadInput(f"{option} does not apply to {options['probe']} probes")
-    if not options["no_geo"] and (routers != 3 or options["geoip_db"] or options["asn_db"]):
+    wanted = routers != 3 or options.get("geoip_db") or options.get("asn_db")
+    if pm.has_plugin("geoip") and not options.get("no_geo") and wanted:
         from tracekit.enrich.geoip import SETTING, find_database, open_database
 
         for kind, setting in SETTING.items():
-            path = find_database(kind, options[setting])
+            path = find_database(kind, options.get(setting))
             if path is not None:
                 open_database(path, kind).close()
     interface = options["interface"]
@@ -502,7 +474,114 @@ def schema() -> int:
     return 0
 
 
-cli.add_command(geoip)
+def make_cli(pm: Any) -> click.Group:
+    """The command line with what the loaded plugins add: the options of their probe methods
+    (``ProbeMethod.options``), their options (``tracekit_add_options``) and their commands
+    (``tracekit_register_commands``). A new group each time: nothing global is changed."""
+    from tracekit.isolation import warn
+    from tracekit.plugins import Registry
+
+    group = copy.copy(cli)
+    group.commands = dict(cli.commands)
+    command = copy.copy(trace)
+    assert isinstance(command, TraceCommand)
+    command.params = list(trace.params)
+    group.commands["trace"] = command
+    taken = {flag for param in command.params for flag in param.opts + param.secondary_opts}
+    names = {param.name for param in command.params}
+
+    def add(option: click.Option, owner: str) -> bool:
+        clash = [flag for flag in option.opts + option.secondary_opts if flag in taken]
+        if clash or option.name in names:
+            what = ", ".join(clash) or repr(option.name)
+            warn(f"option {what} of {owner} ignored: another option has it")
+            return False
+        taken.update(option.opts + option.secondary_opts)
+        names.add(option.name)
+        command.params.insert(len(command.params) - 1, option)  # --plugin stays last
+        return True
+
+    declared: dict[str, tuple[Any, list[str]]] = {}
+    for entry in Registry.collect(pm).probes.values():
+        for spec in getattr(entry.factory, "options", ()):
+            if not isinstance(spec, str):
+                declared.setdefault(spec.name, (spec, []))[1].append(entry.name)
+    probe_names = []
+    for name, (spec, methods) in declared.items():
+        if add(_probe_option(spec, methods), f"probe {', '.join(methods)}"):
+            probe_names.append(name)
+    command.probe_options = tuple(probe_names)
+
+    plugin_names: list[str] = []
+    for impl in pm.hook.tracekit_add_options.get_hookimpls():
+
+        def adder(*flags: str, _plugin: str = impl.plugin_name, **attributes: Any) -> None:
+            option = click.Option(list(flags), **attributes)
+            if add(option, f"plugin {_plugin!r}") and option.name:
+                plugin_names.append(option.name)
+
+        impl.function(**{name: adder for name in impl.argnames})
+    command.plugin_options = tuple(plugin_names)
+
+    before = dict(group.commands)
+    pm.hook.tracekit_register_commands(cli=group)
+    for name, original in before.items():
+        if group.commands.get(name) is not original:
+            warn(f"command {name!r} of a plugin ignored: tracekit has one")
+            group.commands[name] = original
+    return group
+
+
+def _probe_option(spec: Any, methods: list[str]) -> click.Option:
+    """A probe method's :class:`~tracekit.probe.ProbeOption` as a click option."""
+    help = f"{spec.help} [probes: {', '.join(sorted(methods))}]"
+    if spec.is_flag:
+        return click.Option([*spec.flags, spec.name], is_flag=True, help=help)
+    kind: Any = click.STRING
+    if spec.type is int:
+        bounded = spec.minimum is not None or spec.maximum is not None
+        kind = click.IntRange(spec.minimum, spec.maximum) if bounded else click.INT
+    return click.Option([*spec.flags, spec.name], type=kind, metavar=spec.metavar, help=help)
+
+
+def _trace_command(ctx: click.Context) -> TraceCommand:
+    """The ``trace`` command of the command line ``ctx`` belongs to."""
+    command = ctx.find_root().command
+    found = command.commands["trace"] if isinstance(command, click.Group) else trace
+    assert isinstance(found, TraceCommand)
+    return found
+
+
+def _plugin_values(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Take out of ``options`` the values of the probe methods' options and the plugins'."""
+    command = _trace_command(click.get_current_context())
+    probe_options = {name: options.pop(name) for name in command.probe_options}
+    settings = {name: options.pop(name) for name in command.plugin_options}
+    return probe_options, settings
+
+
+def _plugin_manager(plugins: Sequence[str]) -> Any:
+    """The plugin manager the command line was built with (``main``), or a new one."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().obj is not None:
+        return ctx.find_root().obj
+    from tracekit.plugins import get_plugin_manager
+
+    return get_plugin_manager(plugins=plugins)
+
+
+def _requested_plugins(args: Sequence[str]) -> list[str]:
+    """Every ``--plugin NAME`` (``--plugin=NAME``) in ``args``: they decide which plugins
+    load, and so which options and commands exist, before the command line is parsed."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--plugin" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--plugin="):
+            found.append(arg.partition("=")[2])
+    return found
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -515,8 +594,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = cli.main(args=argv, prog_name="tracekit", standalone_mode=False)
+        pm = _plugin_manager(_requested_plugins(args))
+        code = make_cli(pm).main(args=args, prog_name="tracekit", standalone_mode=False, obj=pm)
     except click.ClickException as exc:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:

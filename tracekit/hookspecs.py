@@ -25,6 +25,7 @@ Argument names are part of the API: they are never renamed or removed, only adde
 
 A trace calls the hooks in this order::
 
+    tracekit_add_options / tracekit_register_commands      (when the command line is built)
     tracekit_register_probes / tracekit_register_outputs   (once, to choose the plugins)
     tracekit_configure                (before anything is sent)
     tracekit_trace_started
@@ -37,16 +38,21 @@ A trace calls the hooks in this order::
         tracekit_round_completed      (once per round, in order)
     tracekit_trace_finished
 
-Version 2 added ``tracekit_round_completed`` and continuous mode; ``ProbeMethod.build``'s
+Version 3 added ``tracekit_add_options`` and ``tracekit_register_commands``, which the
+command line calls when it is built (``tracekit --help`` included). Version 2 added
+``tracekit_round_completed`` and continuous mode; ``ProbeMethod.build``'s
 second argument became ``flow`` (it was ``attempt``, which nothing used).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    import click
 
 from tracekit.events import Round
 from tracekit.model import Hop, ProbeResult, Trace
@@ -60,8 +66,12 @@ RegisterProbe = Callable[[str, Callable[[ProbeContext], ProbeMethod], str], None
 #: ``register(name, factory, description, suffixes)``.
 RegisterOutput = Callable[[str, Callable[[OutputTarget], Output], str, Iterable[str]], None]
 
+#: The ``add`` callback of :func:`tracekit_add_options`: ``add(*flags, **attributes)``, as
+#: ``click.option`` takes them.
+AddOption = Callable[..., None]
+
 #: Version of this hook API.
-HOOKSPEC_VERSION = 2
+HOOKSPEC_VERSION = 3
 
 hookspec = pluggy.HookspecMarker("tracekit")
 
@@ -85,6 +95,33 @@ def tracekit_register_outputs(register: RegisterOutput) -> None:
     users pass to ``--format``; ``suffixes`` (like ``[".json"]``) choose the format for
     ``--out FILE``. ``factory(target)`` gets a :class:`tracekit.output.OutputTarget` and
     returns a :class:`tracekit.output.Output`.
+    """
+
+
+@hookspec
+def tracekit_add_options(add: AddOption) -> None:
+    """Add options to ``tracekit trace`` (and so to ``tracekit demo``). Since version 3.
+
+    Call ``add(*flags, **attributes)`` as you would ``click.option``, e.g.
+    ``add("--origin", metavar="LAT,LON", callback=parse, help="...")``. The value is in
+    ``settings`` (:func:`tracekit_configure`) and in ``trace.settings``, under the option's
+    name (``origin``; ``--no-geo`` gives ``no_geo``). Name options after your plugin where
+    they could clash; an option whose name is taken already is ignored with a warning.
+
+    Called whenever the command line is built, ``--help`` included: do not import anything
+    heavy here (a callback may, when it runs). A plugin that is not loaded (autoloading off
+    and not named with ``--plugin``, or blocked with ``--plugin no:NAME``) adds nothing.
+    """
+
+
+@hookspec
+def tracekit_register_commands(cli: click.Group) -> None:
+    """Add subcommands to ``tracekit``: ``cli`` is the ``click.Group`` of the command line
+    (``@cli.command()``, or ``cli.add_command(command)``). Since version 3.
+
+    As for :func:`tracekit_add_options`, this runs for ``--help`` too: keep the imports of
+    the commands' work inside them. A command name that is taken already is refused with a
+    warning.
     """
 
 

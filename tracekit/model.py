@@ -216,9 +216,9 @@ class Trace:
     started: datetime | None = None
     finished: datetime | None = None
     #: What the user asked for that plugins may need: ``numeric`` (``-n``: no name lookups),
-    #: ``report`` (``-r``: no live view),
-    #: ``geo`` (False with ``--no-geo``), ``geoip_db`` and ``asn_db`` (paths or None),
-    #: ``origin`` (``(latitude, longitude)`` from ``--origin``, or None).
+    #: ``report`` (``-r``: no live view), and the value of every option a plugin added
+    #: (``tracekit_add_options``) under its name: the geoip plugin's ``no_geo``,
+    #: ``geoip_db`` and ``asn_db``, the map's ``origin`` (``(latitude, longitude)``)...
     settings: dict[str, Any] = field(default_factory=dict)
     #: Trace-wide annotations by plugins (JSON-serialisable), e.g. ``"geoip"``: which
     #: databases were used. (The JSON output adds ``"source"``, from ``source_host``.)

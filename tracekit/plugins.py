@@ -26,6 +26,24 @@ from tracekit.isolation import Isolated, one_line, warn
 ENTRY_POINT_GROUP = "tracekit"
 DISABLE_AUTOLOAD = "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_DISTRIBUTION = "tracekit"
+#: ``--plugin no:NAME`` does not load the plugin NAME, a built-in one included (as pytest's
+#: ``-p no:NAME``).
+BLOCK = "no:"
+
+
+def _marked(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """The attributes of ``plugin`` that are hook implementations (marked ``@hookimpl``).
+
+    pluggy would look at every attribute the slow way (``inspect.getattr_static``), a
+    module's imports included: this is on the way to every ``--help``."""
+    marker = f"{ENTRY_POINT_GROUP}_impl"
+    names = []
+    for attribute in dir(plugin):
+        value = getattr(plugin, attribute, None)
+        marked = callable(value) and hasattr(value, marker)
+        if marked and pm.parse_hookimpl_opts(plugin, attribute) is not None:
+            names.append(attribute)
+    return names
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -44,9 +62,7 @@ def _unknown_arguments(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     pluggy refuses such a plugin too, in a message of several lines; this says it in one.
     """
     problems = []
-    for attribute in dir(plugin):
-        if pm.parse_hookimpl_opts(plugin, attribute) is None:
-            continue
+    for attribute in _marked(pm, plugin):
         caller = getattr(pm.hook, attribute, None)
         if caller is None or caller.spec is None:
             continue  # not a hook: _unknown_hooks reports it
@@ -80,21 +96,25 @@ def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[str] = ()
     """A new plugin manager with the installed plugins loaded.
 
     ``autoload=False`` (or ``TRACEKIT_DISABLE_PLUGIN_AUTOLOAD=1``) loads only the built-ins and
-    the entry points named in ``plugins`` (``--plugin NAME``). A plugin that fails to load is
+    the entry points named in ``plugins`` (``--plugin NAME``); ``no:NAME`` in ``plugins``
+    loads no plugin NAME, not even a built-in one. A plugin that fails to load is
     skipped with a warning, unless it is named in ``plugins``: then, as for a name that is no
     entry point, :class:`~tracekit.errors.BadInput` is raised.
     """
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD)
-    requested = set(plugins)
+    blocked = {name[3:] for name in plugins if name.startswith(BLOCK)}
+    requested = {name for name in plugins if not name.startswith(BLOCK)}
     available = list(entry_points(group=ENTRY_POINT_GROUP))
     names = {ep.name for ep in available}
-    for name in plugins:
+    for name in sorted(requested | blocked):
         if name not in names:
             raise BadInput(_unknown("plugin", name, names))
     pm = PluginManager()
     for ep in available:
-        if pm.has_plugin(ep.name) or not (autoload or _is_builtin(ep) or ep.name in requested):
+        if ep.name in blocked or pm.has_plugin(ep.name):
+            continue
+        if not (autoload or _is_builtin(ep) or ep.name in requested):
             continue
         problem = _load(pm, ep)
         if problem is None:
@@ -137,10 +157,9 @@ def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
     is meant for the user and passes through.
     """
     hooks = {}
-    for attribute in dir(plugin):
+    for attribute in _marked(pm, plugin):
         opts = pm.parse_hookimpl_opts(plugin, attribute)
-        if opts is None:
-            continue
+        assert opts is not None
         function = getattr(plugin, attribute)
         wrapper = opts.get("wrapper") or opts.get("hookwrapper")  # generators: left as they are
         hooks[attribute] = function if wrapper else _guarded(name, attribute, function)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -126,6 +126,63 @@ class Match:
     marker: str = ""
 
 
+@dataclass(frozen=True)
+class ProbeOption:
+    """An option of ``tracekit trace`` that probe methods take: ``ProbeContext.options[name]``.
+
+    A method lists the options it takes in :attr:`ProbeMethod.options`; methods that take
+    the same option (``port`` for udp and tcp) share one declaration, so share these
+    constants. ``tracekit trace --help`` shows every option some method takes; given with a
+    method that does not take it, it is a one-line error (exit status 2). Declaring an
+    option needs no import of click.
+    """
+
+    #: The key in ``ProbeContext.options``, e.g. ``"source_port"``.
+    name: str
+    #: The command-line spellings, e.g. ``("-p", "--port")``.
+    flags: tuple[str, ...]
+    help: str
+    #: ``int`` or ``str``; ignored for a flag.
+    type: type = str
+    #: For ``int`` options: the smallest and largest values allowed.
+    minimum: int | None = None
+    maximum: int | None = None
+    metavar: str | None = None
+    #: An on/off option (``--paris``): True when given, else False.
+    is_flag: bool = False
+
+
+PORT = ProbeOption(
+    "port", ("-p", "--port"), type=int, minimum=1, maximum=65535, metavar="PORT",
+    help="Destination port: tcp 80 by default; for udp, a fixed port (flow-stable) instead "
+    "of 33434 and up.",
+)  # fmt: skip
+PARIS = ProbeOption(
+    "paris", ("--paris",), is_flag=True,
+    help="Flow-stable probing: the same addresses, ports and flow hash for every probe "
+    "(udp, icmp; tcp always is).",
+)  # fmt: skip
+SOURCE_PORT = ProbeOption(
+    "source_port", ("--source-port",), type=int, minimum=1, maximum=65535, metavar="PORT",
+    help="Source port for udp and tcp (default: a free one).",
+)  # fmt: skip
+PACKET_SIZE = ProbeOption(
+    "packet_size", ("--packet-size",), type=int, minimum=30, maximum=65000, metavar="BYTES",
+    help="Size of each probe packet, IP header included (icmp and udp; traceroute's "
+    "packet_len). Default: 60 (IPv4), 80 (IPv6).",
+)  # fmt: skip
+TOS = ProbeOption(
+    "tos", ("-t", "--tos"), type=int, minimum=0, maximum=255, metavar="N",
+    help="IPv4 type of service / IPv6 traffic class of the probes (traceroute -t), e.g. 184 "
+    "for DSCP EF.",
+)  # fmt: skip
+
+
+def option_names(options: Iterable[ProbeOption | str]) -> frozenset[str]:
+    """The names of a method's :attr:`ProbeMethod.options` (hook API 2 gave plain names)."""
+    return frozenset(o if isinstance(o, str) else o.name for o in options)
+
+
 class ProbeMethod(ABC):
     """Builds the probes of one trace and recognises their answers.
 
@@ -145,11 +202,12 @@ class ProbeMethod(ABC):
     #: How many distinct flows :meth:`build` can make (1: every probe is the same flow).
     flows: int = 1
 
-    #: The options of ``ProbeContext.options`` this method uses (``"port"``, ``"paris"``,
-    #: ``"source_port"``, ``"packet_size"``, ``"tos"``). Giving one it does not use is an
-    #: error (exit status 2) rather than an option silently ignored. The default leaves out
-    #: ``packet_size`` and ``tos``: a method that honours them says so.
-    options: frozenset[str] = frozenset({"port", "paris", "source_port"})
+    #: The options this method takes (:class:`ProbeOption`; their values are in
+    #: ``ProbeContext.options``). Giving one it does not take is an error (exit status 2)
+    #: rather than an option silently ignored. The default takes the ports and ``--paris``;
+    #: a method that honours ``--packet-size`` or ``--tos`` says so. (Hook API 2 gave a
+    #: frozenset of names, which still works for the built-in options.)
+    options: tuple[ProbeOption, ...] | frozenset[str] = (PORT, PARIS, SOURCE_PORT)
 
     @abstractmethod
     def parameters(self) -> dict[str, Any]:

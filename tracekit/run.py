@@ -29,7 +29,7 @@ from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.output import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry, notifier
-from tracekit.probe import ProbeContext, ProbeMethod
+from tracekit.probe import ProbeContext, ProbeMethod, option_names
 from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
 from tracekit.strategies import Strategy
@@ -174,7 +174,7 @@ def _trace(
     with ExitStack() as stack:
         method = setup.probe_entry.factory(context)
         stack.callback(method.close)
-        _check_options(request, method.options)
+        _check_options(request, option_names(method.options))
         chosen = _transport(request, method, ip_version, address, source)
         transport: Transport = chosen
         stack.callback(chosen.close)
@@ -356,9 +356,9 @@ def run_targets(
     for entry, _, _ in entries:
         if not getattr(entry.factory, "several_traces", True):
             raise BadInput(f"output {entry.name!r} shows one trace: give it one target")
-    used = getattr(setup.probe_entry.factory, "options", None)
-    if isinstance(used, frozenset):
-        _check_options(request, used)  # the same for every target: refused once, up front
+    used = getattr(setup.probe_entry.factory, "options", None)  # a ProbeMethod class says
+    if isinstance(used, tuple | frozenset):
+        _check_options(request, option_names(used))  # refused once, up front
     if request.interface is not None:
         try:
             socket.if_nametoindex(request.interface)

@@ -22,10 +22,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
 from tracekit.errors import BadInput
+from tracekit.hookspecs import AddOption
+
+if TYPE_CHECKING:
+    import click
+
 from tracekit.model import AutonomousSystem, Credit, Hop, Host, Location, StashKey, Trace
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
@@ -266,7 +271,7 @@ DATABASES = StashKey[GeoIp]()
 
 def open_databases(settings: dict[str, Any]) -> GeoIp | None:
     """The databases the settings ask for, open; ``None`` with ``--no-geo``."""
-    if settings.get("geo") is False:
+    if settings.get("no_geo"):
         return None
     geoip = GeoIp()
     try:
@@ -279,6 +284,36 @@ def open_databases(settings: dict[str, Any]) -> GeoIp | None:
         geoip.close()
         raise
     return geoip
+
+
+@hookimpl
+def tracekit_add_options(add: AddOption) -> None:
+    add(
+        "--geoip-db",
+        type=click_path(),
+        metavar="FILE",
+        help="City database (mmdb) for locations; default: see 'tracekit geoip status'.",
+    )
+    add(
+        "--asn-db",
+        type=click_path(),
+        metavar="FILE",
+        help="ASN database (mmdb) for autonomous systems.",
+    )
+    add("--no-geo", is_flag=True, help="No locations or ASNs (classic output).")  # fmt: skip
+
+
+def click_path() -> Any:
+    import click
+
+    return click.Path(dir_okay=False)
+
+
+@hookimpl
+def tracekit_register_commands(cli: click.Group) -> None:
+    from tracekit.cli_geoip import geoip
+
+    cli.add_command(geoip)
 
 
 @hookimpl

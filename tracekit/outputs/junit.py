@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import socket
-import xml.etree.ElementTree as ET
 
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
@@ -71,6 +70,8 @@ def junit(trace: Trace, numeric: bool = False) -> str:
     if trace.started and trace.finished:
         seconds = (trace.finished - trace.started).total_seconds()
     counts = {"tests": str(len(results)), "failures": str(failures), "errors": "0"}
+    import xml.etree.ElementTree as ET  # here: tracekit --help loads this module
+
     root = ET.Element("testsuites", {"name": "tracekit", **counts, "time": f"{seconds:.3f}"})
     suite = ET.SubElement(
         root,

@@ -16,17 +16,15 @@ from __future__ import annotations
 import html
 import itertools
 import json
-from importlib.resources import files
 from typing import Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterOutput
+from tracekit.hookspecs import AddOption, RegisterOutput
 from tracekit.model import Credit, Host, Location, Trace
 from tracekit.output import Output
 from tracekit.sanitize import printable
 from tracekit.stats import HopStats, RttStats
 
-ASSETS = files("tracekit.outputs") / "mapassets"
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILES_CREDIT = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
 NO_LOCATIONS = (
@@ -243,8 +241,11 @@ def render(trace: Trace) -> str:
     page.default_css = []
     root: Any = page.get_root()  # a branca Figure
     header = root.header
-    header.add_child(Element(f"<style>{(ASSETS / 'leaflet.css').read_text()}</style>"))
-    header.add_child(Element(f"<script>{(ASSETS / 'leaflet.js').read_text()}</script>"))
+    from importlib.resources import files  # here: tracekit --help loads this module
+
+    assets = files("tracekit.outputs") / "mapassets"
+    header.add_child(Element(f"<style>{(assets / 'leaflet.css').read_text()}</style>"))
+    header.add_child(Element(f"<script>{(assets / 'leaflet.js').read_text()}</script>"))
     header.add_child(Element(f"<style>{STYLE}</style>"))
     root.html.add_child(Element('<div id="tracekit-title"></div><div id="tracekit-panel"></div>'))
     route = MacroElement()  # type: ignore[no-untyped-call]
@@ -252,7 +253,7 @@ def render(trace: Trace) -> str:
     route._template = Template(
         "{% macro script(this, kwargs) %}"
         "var tracekitData = " + script_json(map_data(trace)) + ";\n"
-        "var tracekitLand = " + (ASSETS / "land-110m.geojson").read_text() + ";\n"
+        "var tracekitLand = " + (assets / "land-110m.geojson").read_text() + ";\n"
         "var tracekitCredits = " + script_json(_credits(trace)) + ";\n"
         "var tracekitTiles = " + script_json({"url": TILES, "credit": TILES_CREDIT}) + ";\n"
         "tracekitDraw({{ this._parent.get_name() }}, tracekitData, tracekitLand,"
@@ -278,6 +279,27 @@ class MapOutput(Output):
 @hookimpl
 def tracekit_register_outputs(register: RegisterOutput) -> None:
     register("map", MapOutput, "HTML map of the route, works offline (folium)", [".html"])
+
+
+@hookimpl
+def tracekit_add_options(add: AddOption) -> None:
+    add("--origin", callback=parse_origin, metavar="LAT,LON",
+        help="Where this machine is, for the map's start marker.")  # fmt: skip
+
+
+def parse_origin(ctx: Any, param: Any, value: str | None) -> tuple[float, float] | None:
+    """``--origin LAT,LON`` in degrees (a click callback)."""
+    if value is None:
+        return None
+    import click
+
+    try:
+        lat, lon = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not LAT,LON (degrees)") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise click.BadParameter(f"{value!r}: latitude -90..90, longitude -180..180")
+    return lat, lon
 
 
 STYLE = """
@@ -413,4 +435,4 @@ function tracekitDraw(map, data, land, credits, tiles) {
 
 def _no_locations(trace: Trace) -> str:
     """Why the map has no located hop."""
-    return GEO_OFF if trace.settings.get("geo") is False else NO_LOCATIONS
+    return GEO_OFF if trace.settings.get("no_geo") else NO_LOCATIONS

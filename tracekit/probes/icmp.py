@@ -11,14 +11,14 @@ header keep all probes on one path.
 
 from __future__ import annotations
 
-import secrets
+import os
 import struct
 from typing import Any
 
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
-from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probe import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.common import PacketProbe, payload
 from tracekit.replies import error_outcome
 
@@ -26,11 +26,11 @@ from tracekit.replies import error_outcome
 class IcmpEcho(PacketProbe):
     """Echo requests whose identifier is this trace's and whose sequence is the probe's."""
 
-    options = frozenset({"paris", "packet_size", "tos"})  # no ports
+    options = (PARIS, PACKET_SIZE, TOS)  # no ports
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
-        self.identifier = secrets.randbelow(0xFFFF) + 1
+        self.identifier = int.from_bytes(os.urandom(2), "big") % 0xFFFF + 1
         self.paris = bool(context.options.get("paris"))
         if context.ip_version == 4:
             from scapy.layers.inet import ICMP

@@ -10,7 +10,7 @@ the destination's SYN-ACK with a RST: no half-open connection is left behind.
 
 from __future__ import annotations
 
-import secrets
+import os
 import socket
 import struct
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_long, set_ttl
-from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probe import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.common import PacketProbe
 from tracekit.replies import error_outcome
 
@@ -32,7 +32,7 @@ class TcpSyn(PacketProbe):
 
     extra_protocols = (socket.IPPROTO_TCP,)
     #: A SYN carries no payload: no --packet-size.
-    options = frozenset({"port", "paris", "source_port", "tos"})
+    options = (PORT, PARIS, SOURCE_PORT, TOS)
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
@@ -40,7 +40,7 @@ class TcpSyn(PacketProbe):
 
         self.port: int = context.options.get("port") or DEFAULT_PORT
         self.source_port = self.reserve_port(socket.SOCK_STREAM, context.options.get("source_port"))
-        self.isn = secrets.randbits(32)
+        self.isn = int.from_bytes(os.urandom(4), "big")
         syn = TCP(
             sport=self.source_port,
             dport=self.port,

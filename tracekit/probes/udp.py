@@ -23,7 +23,17 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
-from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probe import (
+    PACKET_SIZE,
+    PARIS,
+    PORT,
+    SOURCE_PORT,
+    TOS,
+    Match,
+    Outcome,
+    ProbeContext,
+    Received,
+)
 from tracekit.probes.common import PacketProbe, payload
 from tracekit.replies import error_outcome
 
@@ -34,7 +44,7 @@ _UDP = 17
 class UdpProbe(PacketProbe):
     """UDP datagrams to a closed (or chosen) port."""
 
-    options = frozenset({"port", "paris", "source_port", "packet_size", "tos"})
+    options = (PORT, PARIS, SOURCE_PORT, PACKET_SIZE, TOS)
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)

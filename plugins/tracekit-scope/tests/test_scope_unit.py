@@ -185,8 +185,64 @@ def test_tracekit_plugins_lists_the_scope_plugin() -> None:
     plugin = next(p for p in json.loads(process.stdout) if p["name"] == "scope")
     assert plugin["distribution"] == "tracekit-scope" and plugin["version"] == "0.1.0"
     assert plugin["hooks"] == [
+        "tracekit_add_options",
         "tracekit_enrich_hop",
         "tracekit_probe_answered",
+        "tracekit_register_commands",
         "tracekit_trace_finished",
         "tracekit_trace_started",
     ]
+
+
+def tracekit(*args: str, autoload: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRACEKIT_DISABLE_PLUGIN_AUTOLOAD"}
+    if not autoload:
+        env["TRACEKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "tracekit", *args], capture_output=True, text=True, env=env
+    )
+
+
+def commands(help_text: str) -> set[str]:
+    """The commands that ``tracekit --help`` lists."""
+    section = help_text.split("Commands:", 1)[1]
+    return {line.split()[0] for line in section.splitlines() if line.startswith("  ")}
+
+
+def test_the_plugin_adds_an_option_and_a_command_to_the_help() -> None:
+    assert "--no-scope" in tracekit("trace", "--help").stdout
+    assert "scope" in commands(tracekit("--help").stdout)
+    assert "Print the scope of each ADDRESS" in tracekit("scope", "--help").stdout
+
+
+def test_the_command_prints_each_address_scope() -> None:
+    done = tracekit("scope", "10.0.1.2", "100.64.0.1", "2001:db8::1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "10.0.1.2  private",
+        "100.64.0.1  shared",
+        "2001:db8::1  documentation",
+    ]
+    refused = tracekit("scope", "10.0.0.256")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "tracekit: Invalid value: '10.0.0.256' is not an IP address (see 'tracekit scope --help')"
+    )
+
+
+def test_the_option_turns_the_annotation_off() -> None:
+    trace, hop = make_trace(), make_hop(1, "10.0.1.2")
+    trace.settings["no_scope"] = True
+    tracekit_scope.tracekit_trace_started(trace)
+    tracekit_scope.tracekit_enrich_hop(trace, hop)
+    assert hop.hosts["10.0.1.2"].annotations == {}
+    tracekit_scope.tracekit_trace_finished(trace)
+
+
+def test_option_and_command_are_absent_unless_the_plugin_is_loaded() -> None:
+    assert "--no-scope" not in tracekit("trace", "--help", autoload=False).stdout
+    assert "scope" not in commands(tracekit("--help", autoload=False).stdout)
+    refused = tracekit("trace", "--no-scope", "192.0.2.1", autoload=False)
+    assert refused.returncode == 2 and "No such option '--no-scope'" in refused.stderr
+    named = tracekit("trace", "--help", "--plugin", "scope", autoload=False)
+    assert "--no-scope" in named.stdout

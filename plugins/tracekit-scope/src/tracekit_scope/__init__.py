@@ -5,15 +5,24 @@ from holding up the trace: a lookup starts in a thread pool as soon as an addres
 (``tracekit_probe_answered``), and each hop collects its results (``tracekit_enrich_hop``),
 waiting at most :data:`TIMEOUT` seconds. Classifying is fast; put a GeoIP or whois query in
 its place and the pattern stays the same.
+
+It also shows how a plugin adds to the command line: an option of ``tracekit trace``
+(``--no-scope``, :func:`tracekit_add_options`; its value is ``trace.settings["no_scope"]``)
+and a command of its own (``tracekit scope ADDRESS...``, :func:`tracekit_register_commands`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import ipaddress
+from typing import TYPE_CHECKING
 
 from tracekit import hookimpl
+from tracekit.hookspecs import AddOption
 from tracekit.model import Hop, ProbeResult, StashKey, Trace
+
+if TYPE_CHECKING:
+    import click
 
 #: Seconds a hop waits for its lookups; a host whose lookup is not done by then (or failed)
 #: gets no scope.
@@ -70,8 +79,31 @@ LOOKUPS = StashKey[_Lookups]()
 
 
 @hookimpl
+def tracekit_add_options(add: AddOption) -> None:
+    add("--no-scope", is_flag=True, help="Leave hosts without the scope of their address "
+        "(tracekit-scope).")  # fmt: skip
+
+
+@hookimpl
+def tracekit_register_commands(cli: click.Group) -> None:
+    import click  # here, not at the top: this runs for every 'tracekit --help'
+
+    @cli.command("scope")
+    @click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
+    def scope_command(addresses: tuple[str, ...]) -> int:
+        """Print the scope of each ADDRESS: private, shared, global... (tracekit-scope)."""
+        for address in addresses:
+            try:
+                click.echo(f"{address}  {scope(address)}")
+            except ValueError:
+                raise click.BadParameter(f"{address!r} is not an IP address") from None
+        return 0
+
+
+@hookimpl
 def tracekit_trace_started(trace: Trace) -> None:
-    trace.stash[LOOKUPS] = _Lookups()
+    if not trace.settings.get("no_scope"):
+        trace.stash[LOOKUPS] = _Lookups()
 
 
 @hookimpl
