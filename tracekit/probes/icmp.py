@@ -19,7 +19,7 @@ from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probe import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
-from tracekit.probes.common import PacketProbe, payload
+from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
 
 

@@ -34,7 +34,7 @@ from tracekit.probe import (
     ProbeContext,
     Received,
 )
-from tracekit.probes.common import PacketProbe, payload
+from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
 
 BASE_PORT = 33434

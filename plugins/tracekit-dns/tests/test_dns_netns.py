@@ -91,6 +91,17 @@ def test_dns_queries_find_every_hop_and_the_dns_server_answers(dns_lab: Lab, ver
     assert report["probe"]["parameters"]["query"] == ". NS"
 
 
+@pytest.mark.parametrize("version", [4, 6])
+def test_without_raw_sockets_the_same_hops_and_the_dns_server(dns_lab: Lab, version: int) -> None:
+    # --unprivileged: the queries go out of the socket that holds the source port; routers'
+    # errors come from its error queue, the server's responses to the socket itself.
+    server = dns_lab.address("server", version)
+    code, report = trace(dns_lab, server, f"-{version}", "--unprivileged")
+    assert code == 0 and report["reached"] is True
+    assert hop_addresses(report) == dns_lab.expected_hops(version)
+    assert replies(report) == [{"time-exceeded"}, {None}, {"time-exceeded"}, {"dns-reply"}]
+
+
 def test_the_text_output_marks_the_dns_replies(dns_lab: Lab) -> None:
     process = dns_lab.tracekit(dns_lab.address("server"), "-n", "--probe", "dns")
     assert process.returncode == 0, process.stderr

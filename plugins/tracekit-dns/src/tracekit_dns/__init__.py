@@ -27,11 +27,11 @@ import struct
 from typing import Any
 
 from tracekit import hookimpl
-from tracekit.errors import BadInput
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, steer_checksum
-from tracekit.probe import Match, Outcome, ProbeContext, ProbeMethod, Received
-from tracekit.replies import error_outcome, icmp_error
+from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probes.base import PacketProbe
+from tracekit.replies import error_outcome
 
 __all__ = ["DEFAULT_PORT", "QUERY", "DnsProbe"]
 
@@ -45,44 +45,30 @@ MARKER = "[dns]"
 _QR = 0x8000  # the header's "this is a response" bit
 
 
-class DnsProbe(ProbeMethod):
-    """DNS queries from one reserved source port, told apart by their transaction ids."""
+class DnsProbe(PacketProbe):
+    """DNS queries from one reserved source port, told apart by their transaction ids.
+
+    Built on tracekit's base for packet probes (:class:`tracekit.probes.base.PacketProbe`):
+    the packet is made once, the source port is held by a bound socket (which also lets
+    tracekit trace without raw sockets, ``--unprivileged``), and answers are read from
+    their bytes (``received.reply``), without scapy.
+    """
 
     extra_protocols = (socket.IPPROTO_UDP,)  # the DNS responses
     sequence_space = 0xFFFE  # the UDP checksum carries seq + 1 (1..0xFFFE)
 
     def __init__(self, context: ProbeContext) -> None:
         from scapy.layers.dns import DNS, DNSQR
-        from scapy.layers.inet import IP, UDP
-        from scapy.layers.inet6 import IPv6
+        from scapy.layers.inet import UDP
 
-        self.context = context
+        super().__init__(context)
         self.port: int = context.options.get("port") or DEFAULT_PORT
-        self._reserved = self._reserve(context.options.get("source_port"))
-        self.source_port: int = self._reserved.getsockname()[1]
-        if context.ip_version == 4:
-            ip: Any = IP(src=context.source, dst=context.destination, ttl=1)
-        else:
-            ip = IPv6(src=context.source, dst=context.destination, hlim=1)
+        self.source_port = self.reserve_port(socket.SOCK_DGRAM, context.options.get("source_port"))
         query = DNS(id=0, rd=1, qd=DNSQR(qname=QUERY[0], qtype=QUERY[1]))
         udp = UDP(sport=self.source_port, dport=self.port)
-        self.template = bytes(ip / udp / query)
-        #: Offset of the UDP header in our probes.
-        self.l4 = 20 if context.ip_version == 4 else 40
+        self.template = bytes(self.ip() / udp / query)
         #: Transaction id -> sequence number of every probe sent.
         self.ids: dict[int, int] = {}
-
-    def _reserve(self, port: int | None) -> socket.socket:
-        """Bind a UDP socket to our source port, so that no other program uses it meanwhile
-        (and our kernel does not answer the DNS responses with "port unreachable")."""
-        family = socket.AF_INET if self.context.ip_version == 4 else socket.AF_INET6
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((self.context.source, port or 0))
-        except OSError as exc:
-            sock.close()
-            raise BadInput(f"source port {port} is not free: {exc.strerror}") from exc
-        return sock
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -103,42 +89,34 @@ class DnsProbe(ProbeMethod):
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
-        from scapy.layers.inet import UDP, UDPerror
+        reply = received.reply
+        if reply is None:
+            return None
+        if reply.protocol == socket.IPPROTO_UDP:
+            return self._response(received, reply.l4)
+        quoted = reply.quoted
+        name = reply.name
+        if name is None or not self.quotes_ours(quoted, socket.IPPROTO_UDP):
+            return None
+        assert quoted is not None
+        sport, dport, _length, checksum = struct.unpack_from("!HHHH", quoted.l4)
+        if (sport, dport) != (self.source_port, self.port):
+            return None
+        outcome = error_outcome(name, received.address, self.context.destination)
+        return Match(checksum - 1, name, outcome, reply.mpls)
 
-        packet = received.packet
-        if packet.haslayer(UDP) and not packet.haslayer(UDPerror):
-            return self._response(received)
-        error = icmp_error(packet)
-        if error is None:
-            return None
-        quoted = error.quoted
-        if quoted.src != self.context.source or quoted.dst != self.context.destination:
-            return None
-        udp = quoted.getlayer(UDPerror)
-        if udp is None or (udp.sport, udp.dport) != (self.source_port, self.port):
-            return None
-        outcome = error_outcome(error.reply, received.address, self.context.destination)
-        return Match(udp.chksum - 1, error.reply, outcome, error.mpls)
-
-    def _response(self, received: Received) -> Match | None:
+    def _response(self, received: Received, udp: bytes) -> Match | None:
         """A DNS response from the destination's port to ours, with one of our ids."""
-        if received.address != self.context.destination:
+        if received.address != self.context.destination or len(udp) < 12:  # UDP + DNS headers
             return None
-        data = received.data
-        start = (data[0] & 0x0F) * 4 if received.ip_version == 4 else 40
-        if len(data) < start + 12:  # UDP header and DNS header
-            return None
-        sport, dport = struct.unpack_from("!HH", data, start)
-        transaction_id, flags = struct.unpack_from("!HH", data, start + 8)
+        sport, dport = struct.unpack_from("!HH", udp)
+        transaction_id, flags = struct.unpack_from("!HH", udp, 8)
         if (sport, dport) != (self.port, self.source_port) or not flags & _QR:
             return None
         seq = self.ids.get(transaction_id)
         if seq is None:
             return None
         return Match(seq, REPLY, Outcome.REACHED, marker=MARKER)
-
-    def close(self) -> None:
-        self._reserved.close()
 
 
 @hookimpl
