@@ -11,7 +11,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6
 
-from tracekit.model import Hop, Host, ProbeResult
+from tracekit.model import Hop, Host, MplsLabel, ProbeResult
 from tracekit.outputs.text import hop_line
 from tracekit.packets import internet_checksum
 from tracekit.probe import Outcome, ProbeContext, Received
@@ -181,6 +181,6 @@ def test_mpls_label_stack_is_read_from_the_icmp_extension(probes: list[Any]) -> 
 
 def test_mpls_is_shown_compactly_in_text() -> None:
     result = ProbeResult("10.0.2.2", 1.5, "time-exceeded", 63,
-                         [{"label": 16010, "tc": 0, "s": True, "ttl": 1}])  # fmt: skip
+                         [MplsLabel(16010, 0, True, 1)])  # fmt: skip
     hop = Hop(2, [result], {"10.0.2.2": Host("10.0.2.2")})
     assert hop_line(hop, numeric=True) == " 2  10.0.2.2  1.500 ms <MPLS:L=16010,E=0,S=1,T=1>"

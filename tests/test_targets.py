@@ -12,7 +12,7 @@ import pytest
 from ripe.atlas.sagan import TracerouteResult
 
 from tracekit.errors import BadInput
-from tracekit.model import Hop, ProbeInfo, ProbeResult, Trace
+from tracekit.model import Hop, MplsLabel, ProbeInfo, ProbeResult, Trace
 from tracekit.output import OutputTarget
 from tracekit.outputs.atlas import AtlasOutput, trace_to_atlas
 from tracekit.outputs.jsonout import trace_to_dict
@@ -69,7 +69,7 @@ def _trace(**kwargs: object) -> Trace:
                     "port-unreachable",
                     62,
                     size=36,
-                    mpls=[{"label": 16, "tc": 0, "s": True, "ttl": 1}],
+                    mpls=[MplsLabel(16, 0, True, 1)],
                 ),
             ],
         ),

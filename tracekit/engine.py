@@ -156,9 +156,7 @@ class Engine:
             rtt if rtt > 0.0 else 0.0,
             match.reply,
             received.ttl,
-            [{"label": m.label, "tc": m.tc, "s": m.s, "ttl": m.ttl} for m in match.mpls]
-            if match.mpls
-            else [],
+            list(match.mpls),
             match.marker,
             probe.flow,
             False,

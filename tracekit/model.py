@@ -49,6 +49,19 @@ class Stash:
         return f"Stash({len(self._items)} items)"
 
 
+@dataclass(frozen=True)
+class MplsLabel:
+    """One MPLS label stack entry, as a router reported it (RFC 4950; JSON: ``{"label",
+    "tc", "s", "ttl"}``)."""
+
+    label: int
+    #: Traffic class (the former "EXP" bits).
+    tc: int
+    #: Bottom of stack.
+    s: bool
+    ttl: int
+
+
 @dataclass
 class ProbeResult:
     """What became of one probe.
@@ -67,9 +80,8 @@ class ProbeResult:
     reply: str | None = None
     #: The IP TTL (IPv6 hop limit) the answer arrived with.
     reply_ttl: int | None = None
-    #: MPLS label stack entries the router reported (RFC 4950), as
-    #: ``{"label", "tc", "s", "ttl"}`` dictionaries.
-    mpls: list[dict[str, Any]] = field(default_factory=list)
+    #: MPLS label stack entries the router reported (RFC 4950), outermost first.
+    mpls: list[MplsLabel] = field(default_factory=list)
     #: The probe method's own text marker for this answer (``Match.marker``), if it gave one.
     marker: str = ""
     #: The flow the probe was sent on (``ProbeMethod.build``'s ``flow``).

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
-    from tracekit.replies import MplsLabel
+    from tracekit.model import MplsLabel
     from tracekit.wire import Reply
 
 _T = TypeVar("_T")

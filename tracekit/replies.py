@@ -10,7 +10,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from tracekit.model import MplsLabel
 from tracekit.probe import Outcome
+
+__all__ = ["MplsLabel"]  # defined in tracekit.model, where ProbeResult uses it
 
 TIME_EXCEEDED = "time-exceeded"
 
@@ -83,18 +86,6 @@ def marker(reply: str | None) -> str:
     if reply.startswith("unreachable-"):
         return f"!<{reply.rsplit('-', 1)[1]}>"
     return _OTHER_MARKERS.get(reply, "")
-
-
-@dataclass(frozen=True)
-class MplsLabel:
-    """One MPLS label stack entry, as a router reported it (RFC 4950)."""
-
-    label: int
-    #: Traffic class (the former "EXP" bits).
-    tc: int
-    #: Bottom of stack.
-    s: bool
-    ttl: int
 
 
 @dataclass(frozen=True)

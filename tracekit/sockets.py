@@ -66,6 +66,9 @@ class RawTransport:
         self.family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
         self.destination = destination
         self.local = local
+        #: Our address and those of senders, packed (IPv6 headers are rebuilt per packet).
+        self._packed_local = socket.inet_pton(self.family, local)
+        self._packed: dict[str, bytes] = {}
         self._sockets: list[socket.socket] = []
         try:
             self._sender = self._add(_open(self.family, socket.IPPROTO_RAW), interface)
@@ -161,14 +164,21 @@ class RawTransport:
                 return None  # the kernel passes ICMPv4 with bad checksums to raw sockets
             return Received(data, 4, address, when, data[8])
         # IPv6 raw sockets deliver the payload only: put back the header scapy expects.
+        packed = self._packed.get(address)
+        if packed is None:
+            if len(self._packed) > 4096:
+                self._packed.clear()  # a flood of senders: keep the table small
+            packed = self._packed[address] = socket.inet_pton(
+                socket.AF_INET6, address.split("%")[0]
+            )
         header = struct.pack(
             "!IHBB16s16s",
             0x60000000,
             len(data),
             proto,
             hop_limit if hop_limit is not None else 0,
-            socket.inet_pton(socket.AF_INET6, address.split("%")[0]),
-            socket.inet_pton(socket.AF_INET6, self.local),
+            packed,
+            self._packed_local,
         )
         return Received(header + data, 6, address, when, hop_limit)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from tracekit.replies import MplsLabel, reply_name
+from tracekit.model import MplsLabel
+from tracekit.replies import reply_name
 
 ICMP4, ICMP6, TCP, UDP = 1, 58, 6, 17
 #: ICMP error types whose body quotes the offending datagram.

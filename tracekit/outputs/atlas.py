@@ -82,7 +82,7 @@ def _packet(trace: Trace, probe: ProbeResult) -> dict[str, Any]:
                     "class": 1,
                     "type": 1,
                     "mpls": [
-                        {"label": m["label"], "exp": m["tc"], "s": int(m["s"]), "ttl": m["ttl"]}
+                        {"label": m.label, "exp": m.tc, "s": int(m.s), "ttl": m.ttl}
                         for m in probe.mpls
                     ],
                 }

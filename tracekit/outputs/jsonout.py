@@ -80,7 +80,7 @@ def hop_to_dict(hop: Hop) -> dict[str, Any]:
                 "rtt_ms": _ms(p.rtt_ms),
                 "reply": p.reply,
                 "reply_ttl": p.reply_ttl,
-                "mpls": p.mpls,
+                "mpls": [{"label": m.label, "tc": m.tc, "s": m.s, "ttl": m.ttl} for m in p.mpls],
                 "flow": p.flow,
                 **({"rate_limited": True} if p.rate_limited else {}),
             }

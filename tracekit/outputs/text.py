@@ -68,9 +68,7 @@ def hop_line(hop: Hop, numeric: bool = False) -> str:
         if mark:
             parts.append(f" {mark}")
         for entry in probe.mpls:
-            parts.append(
-                f" <MPLS:L={entry['label']},E={entry['tc']},S={int(entry['s'])},T={entry['ttl']}>"
-            )
+            parts.append(f" <MPLS:L={entry.label},E={entry.tc},S={int(entry.s)},T={entry.ttl}>")
     withheld = sum(p.rate_limited for p in hop.probes)
     if withheld:
         parts.append(f"  ({withheld} withheld by an ICMP rate limit, not lost)")
