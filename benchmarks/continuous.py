@@ -396,7 +396,7 @@ def micro(seconds: float) -> dict[str, Any]:
     from tracekit.packets import skip_scapy_routes
 
     skip_scapy_routes()
-    from tracekit.probe import ProbeContext, Received
+    from tracekit.probes import ProbeContext, Received
     from tracekit.probes.icmp import IcmpEcho
     from tracekit.probes.tcp import TcpSyn
     from tracekit.probes.udp import UdpProbe
@@ -437,7 +437,7 @@ def engine_micro(rounds: int, hops: int = 6, interval: float = 0.005) -> dict[st
     ``sent``, ``feed`` (matching included) and ``take_events``. Reply bytes are made outside
     the timed parts."""
     from tracekit.engine import Engine
-    from tracekit.probe import ProbeContext, Received
+    from tracekit.probes import ProbeContext, Received
     from tracekit.probes.icmp import IcmpEcho
     from tracekit.strategies.classic import Schedule
     from tracekit.strategies.rounds import Rounds

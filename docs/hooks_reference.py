@@ -198,8 +198,8 @@ def _aliases(module: ModuleType, hooks: list[tuple[str, Any, dict[str, Any]]]) -
         out += ["```python", code, "```", "", _rest_to_markdown(" ".join(comment)), ""]
     out.append(
         "Model types (`Trace`, `Hop`, `ProbeResult`) are in `tracekit.model`; `ProbeContext` "
-        "and `ProbeMethod` in `tracekit.probe`; `Output` and `OutputTarget` in "
-        "`tracekit.output`."
+        "and `ProbeMethod` in `tracekit.probes`; `Output` and `OutputTarget` in "
+        "`tracekit.outputs`."
     )
     out.append("")
     return "\n".join(out)

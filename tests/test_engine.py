@@ -10,7 +10,7 @@ from tracekit.driver import drive
 from tracekit.engine import Engine
 from tracekit.events import HopCompleted, TraceFinished
 from tracekit.model import Hop
-from tracekit.probe import Match, Outcome, ProbeMethod, Received
+from tracekit.probes import Match, Outcome, ProbeMethod, Received
 from tracekit.strategies import Wait
 from tracekit.strategies.classic import Classic, Schedule
 from tracekit.strategies.rounds import Rounds

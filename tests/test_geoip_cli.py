@@ -435,7 +435,7 @@ def test_progress_on_a_terminal_is_one_line_updated_in_place(
 def test_without_a_month_this_month_then_the_one_before() -> None:
     from datetime import date
 
-    from tracekit.enrich.dbip import months_to_try
+    from tracekit.dbip import months_to_try
 
     assert months_to_try(None, date(2025, 1, 3)) == ["2025-01", "2024-12"]
     assert months_to_try(None, date(2025, 10, 31)) == ["2025-10", "2025-09"]

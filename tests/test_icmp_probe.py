@@ -13,7 +13,7 @@ from scapy.layers.inet6 import (
 )
 
 from tracekit.packets import internet_checksum
-from tracekit.probe import Outcome, ProbeContext, Received
+from tracekit.probes import Outcome, ProbeContext, Received
 from tracekit.probes.icmp import IcmpEcho
 
 SRC4, DST4, HOP4 = "10.0.1.1", "10.0.4.2", "10.0.2.2"

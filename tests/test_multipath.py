@@ -15,7 +15,7 @@ import pytest
 from tracekit.driver import drive
 from tracekit.engine import Engine
 from tracekit.events import HopCompleted
-from tracekit.probe import Match, Outcome, ProbeMethod, Received
+from tracekit.probes import Match, Outcome, ProbeMethod, Received
 from tracekit.strategies.classic import Schedule
 from tracekit.strategies.multipath import Multipath, probes_needed
 from tracekit.testing import DIAMOND, Lab

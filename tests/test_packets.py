@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tracekit.packets import internet_checksum, set_word
-from tracekit.probe import Outcome
+from tracekit.probes import Outcome
 from tracekit.replies import error_outcome, marker
 
 

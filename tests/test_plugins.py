@@ -47,7 +47,7 @@ def site(tmp_path: Path) -> Path:
         "tracekit_upper",
         """
         from tracekit import hookimpl
-        from tracekit.output import Output
+        from tracekit.outputs import Output
 
         class Upper(Output):
             def finish(self, trace):
@@ -257,7 +257,7 @@ def test_a_failing_output_loses_neither_the_trace_nor_the_other_outputs(
         "tracekit_flaky",
         """
         from tracekit import hookimpl
-        from tracekit.output import Output
+        from tracekit.outputs import Output
 
         class Flaky(Output):
             def hop(self, trace, hop):
@@ -331,3 +331,15 @@ def test_a_hook_that_raises_is_one_warning_and_the_trace_goes_on(
     assert crash == {(1, "fine"), (3, None), (4, None)}  # hop 2 is silent
     # the plugin's other hooks, and the other plugins (rdns off with -n; geoip...), went on
     assert report["annotations"]["crash_saw"] == [1, 2, 3, 4]
+
+
+def test_plugins_written_for_hook_api_2_still_import_the_old_modules() -> None:
+    import tracekit.output
+    import tracekit.outputs
+    import tracekit.probe
+    import tracekit.probes
+
+    for name in ("ProbeMethod", "ProbeContext", "Received", "Match", "Outcome", "ProbeOption"):
+        assert getattr(tracekit.probe, name) is getattr(tracekit.probes, name)
+    for name in ("Output", "OutputTarget"):
+        assert getattr(tracekit.output, name) is getattr(tracekit.outputs, name)

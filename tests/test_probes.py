@@ -14,7 +14,7 @@ from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6
 from tracekit.model import Hop, Host, MplsLabel, ProbeResult
 from tracekit.outputs.text import hop_line
 from tracekit.packets import internet_checksum
-from tracekit.probe import Outcome, ProbeContext, Received
+from tracekit.probes import Outcome, ProbeContext, Received
 from tracekit.probes.icmp import IcmpEcho
 from tracekit.probes.tcp import TcpSyn
 from tracekit.probes.udp import BASE_PORT, UdpProbe

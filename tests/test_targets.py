@@ -13,7 +13,7 @@ from ripe.atlas.sagan import TracerouteResult
 
 from tracekit.errors import BadInput
 from tracekit.model import Hop, MplsLabel, ProbeInfo, ProbeResult, Trace
-from tracekit.output import OutputTarget
+from tracekit.outputs import OutputTarget
 from tracekit.outputs.atlas import AtlasOutput, trace_to_atlas
 from tracekit.outputs.jsonout import trace_to_dict
 from tracekit.targets import in_shard, parse_lines, parse_shard, shard_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from tracekit.model import AutonomousSystem, Hop, Host, ProbeInfo, ProbeResult, Trace
-from tracekit.output import OutputTarget
+from tracekit.outputs import OutputTarget
 from tracekit.outputs.text import TextOutput, hop_line
 from tracekit.sanitize import printable
 

@@ -255,7 +255,7 @@ def trace(
     if not hosts and targets_file is None:
         raise click.UsageError("Missing argument 'HOST'.", click.get_current_context())
     shard_of = parse_shard(shard) if shard is not None else None
-    from tracekit.run import TraceRequest, run_trace
+    from tracekit.session import TraceRequest, run_trace
     from tracekit.strategies.classic import Schedule
 
     _check_ttls(options)
@@ -326,7 +326,7 @@ def _trace_several(
     """Several targets, one after another: 0 if every one was reached, else 1."""
     from contextlib import ExitStack
 
-    from tracekit.run import run_targets
+    from tracekit.session import run_targets
     from tracekit.targets import in_shard, open_targets, parse_lines
 
     with ExitStack() as stack:
@@ -441,7 +441,7 @@ def _check_demo_trace(
         registry.output(options["stdout_format"])
     used = getattr(probe.factory, "options", None)  # a ProbeMethod class says which it uses
     if isinstance(used, tuple | frozenset):
-        from tracekit.probe import option_names
+        from tracekit.probes import option_names
 
         taken = option_names(used)
         for name in command.probe_options:
@@ -533,7 +533,7 @@ def make_cli(pm: Any) -> click.Group:
 
 
 def _probe_option(spec: Any, methods: list[str]) -> click.Option:
-    """A probe method's :class:`~tracekit.probe.ProbeOption` as a click option."""
+    """A probe method's :class:`~tracekit.probes.ProbeOption` as a click option."""
     help = f"{spec.help} [probes: {', '.join(sorted(methods))}]"
     if spec.is_flag:
         return click.Option([*spec.flags, spec.name], is_flag=True, help=help)

@@ -61,7 +61,7 @@ def status(fmt: str) -> int:
 
 
 def _status_text(report: dict[str, dict[str, Any]]) -> list[str]:
-    from tracekit.enrich.dbip import human_size
+    from tracekit.dbip import human_size
     from tracekit.enrich.geoip import OPTION
 
     lines: list[str] = []
@@ -100,7 +100,7 @@ def _place_text(place: dict[str, Any], used: str | None) -> str:
 
 
 def _check_month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from tracekit.enrich.dbip import parse_month
+    from tracekit.dbip import parse_month
     from tracekit.errors import BadInput
 
     if value is None:
@@ -131,7 +131,7 @@ def download(directory: str | None, system: bool, month: str | None) -> int:
     The files replace the previous ones only once they are complete and checked. The
     server can be changed with the environment variable TRACEKIT_DBIP_URL.
     """
-    from tracekit.enrich import dbip
+    from tracekit import dbip
     from tracekit.enrich.geoip import OPTION, SHARED_DIR, chosen_place, data_dir, search_places
 
     if system and directory:

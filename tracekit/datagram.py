@@ -33,7 +33,7 @@ from typing import Any
 
 from tracekit.errors import BadInput, CannotProbe
 from tracekit.packets import internet_checksum
-from tracekit.probe import ProbeMethod, Received
+from tracekit.probes import ProbeMethod, Received
 
 IPPROTO_ICMPV6 = 58
 _SO_TIMESTAMPNS = 35

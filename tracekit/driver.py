@@ -19,7 +19,7 @@ from typing import Protocol
 
 from tracekit.engine import Engine
 from tracekit.events import Event
-from tracekit.probe import Received
+from tracekit.probes import Received
 
 #: Seconds a patient driver sleeps at most before it reads the sockets: what arrives meanwhile
 #: waits in their buffers, which must not overflow on a host flooded with ICMP.

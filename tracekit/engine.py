@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from tracekit.events import Event, Probe
 from tracekit.model import ProbeResult
-from tracekit.probe import Match, ProbeMethod, Received
+from tracekit.probes import Match, ProbeMethod, Received
 
 if TYPE_CHECKING:
     from tracekit.strategies import Strategy

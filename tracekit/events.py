@@ -1,7 +1,7 @@
 """What the engine reports, in one stream: answers, complete hops, complete rounds, the end.
 
 :meth:`tracekit.engine.Engine.take_events` hands these out in the order they happened;
-:mod:`tracekit.run` turns each into hook calls and output calls.
+:mod:`tracekit.session` turns each into hook calls and output calls.
 """
 
 from __future__ import annotations

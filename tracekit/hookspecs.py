@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 
 from tracekit.events import Round
 from tracekit.model import Hop, ProbeResult, Trace
-from tracekit.output import Output, OutputTarget
-from tracekit.probe import ProbeContext, ProbeMethod
+from tracekit.outputs import Output, OutputTarget
+from tracekit.probes import ProbeContext, ProbeMethod
 
 #: The ``register`` callback of :func:`tracekit_register_probes`:
 #: ``register(name, factory, description)``.
@@ -81,8 +81,8 @@ def tracekit_register_probes(register: RegisterProbe) -> None:
     """Register probe methods.
 
     Call ``register(name, factory, description)`` once per method. ``name`` is what users
-    pass to ``--probe``. ``factory(context)`` gets a :class:`tracekit.probe.ProbeContext`
-    and returns a :class:`tracekit.probe.ProbeMethod`; it is called once per trace, so it may
+    pass to ``--probe``. ``factory(context)`` gets a :class:`tracekit.probes.ProbeContext`
+    and returns a :class:`tracekit.probes.ProbeMethod`; it is called once per trace, so it may
     import heavy modules lazily. ``description`` is one line for ``tracekit plugins``.
     """
 
@@ -93,8 +93,8 @@ def tracekit_register_outputs(register: RegisterOutput) -> None:
 
     Call ``register(name, factory, description, suffixes)`` once per format. ``name`` is what
     users pass to ``--format``; ``suffixes`` (like ``[".json"]``) choose the format for
-    ``--out FILE``. ``factory(target)`` gets a :class:`tracekit.output.OutputTarget` and
-    returns a :class:`tracekit.output.Output`.
+    ``--out FILE``. ``factory(target)`` gets a :class:`tracekit.outputs.OutputTarget` and
+    returns a :class:`tracekit.outputs.Output`.
     """
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracekit.model import MplsLabel
-from tracekit.probe import Outcome
+from tracekit.probes import Outcome
 
 __all__ = ["MplsLabel"]  # defined in tracekit.model, where ProbeResult uses it
 

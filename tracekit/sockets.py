@@ -17,7 +17,7 @@ import time
 
 from tracekit.errors import CannotProbe, NoPrivilege
 from tracekit.packets import internet_checksum
-from tracekit.probe import Received
+from tracekit.probes import Received
 
 IPPROTO_ICMPV6 = 58
 _SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS on Linux; not exported by the socket module

@@ -18,7 +18,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import ProbeResult, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 
 #: The Atlas probe firmware whose result format this follows (sagan reads by it).
 FIRMWARE = 5080

@@ -24,7 +24,7 @@ from tracekit import hookimpl
 from tracekit.events import Round
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 from tracekit.outputs.jsonout import SCHEMA_VERSION, hop_stats, hop_to_dict, trace_to_dict
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from tracekit import __version__, hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Host, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 from tracekit.stats import HopStats, RttStats, fold
 
 #: Raised only when a field changes meaning or is removed; added fields keep the version.

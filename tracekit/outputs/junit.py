@@ -25,7 +25,7 @@ import socket
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Expectation, Trace
-from tracekit.output import Output, OutputTarget
+from tracekit.outputs import Output, OutputTarget
 from tracekit.sanitize import printable
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import AddOption, RegisterOutput
 from tracekit.model import Credit, Host, Location, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 from tracekit.sanitize import printable
 from tracekit.stats import HopStats, RttStats
 

@@ -24,7 +24,7 @@ import re
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Host, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 from tracekit.sanitize import printable
 from tracekit.stats import HopStats, fold
 

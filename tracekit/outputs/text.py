@@ -18,7 +18,7 @@ from tracekit import hookimpl
 from tracekit.events import Round
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Host, ProbeResult, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 from tracekit.replies import marker
 from tracekit.sanitize import printable
 

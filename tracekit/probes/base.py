@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 from tracekit.errors import BadInput
-from tracekit.probe import ProbeContext, ProbeMethod
+from tracekit.probes import ProbeContext, ProbeMethod
 from tracekit.wire import Quoted
 
 #: Probe payload: 32 bytes, as traceroute's default 60-byte IPv4 probes. Its last word is

@@ -18,7 +18,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
-from tracekit.probe import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
+from tracekit.probes import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
 

@@ -18,7 +18,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_long, set_ttl
-from tracekit.probe import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
+from tracekit.probes import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
 

@@ -23,7 +23,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
-from tracekit.probe import (
+from tracekit.probes import (
     PACKET_SIZE,
     PARIS,
     PORT,

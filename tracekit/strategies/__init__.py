@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tracekit.events import Probe
 from tracekit.model import Hop, Host, ProbeResult
-from tracekit.probe import Match, Outcome
+from tracekit.probes import Match, Outcome
 from tracekit.stats import HopStats, RttStats
 
 if TYPE_CHECKING:

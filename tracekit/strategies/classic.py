@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from tracekit.events import HopCompleted, Probe, ProbeAnswered, TraceFinished
 from tracekit.model import Hop, ProbeResult
-from tracekit.probe import Match, Outcome
+from tracekit.probes import Match, Outcome
 from tracekit.stats import withheld
 from tracekit.strategies import Strategy, Wait, end_name, hop_of
 

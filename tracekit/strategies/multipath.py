@@ -19,7 +19,7 @@ import math
 
 from tracekit.events import HopCompleted, Probe, ProbeAnswered, TraceFinished
 from tracekit.model import Link, ProbeResult
-from tracekit.probe import Match, Outcome
+from tracekit.probes import Match, Outcome
 from tracekit.strategies import Strategy, end_name, hop_of
 from tracekit.strategies.classic import Schedule
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from tracekit.events import Probe, ProbeAnswered, Round, RoundCompleted, TraceFinished
 from tracekit.model import Hop, Host, ProbeResult
 from tracekit.pacing import Pacer
-from tracekit.probe import Match, Outcome
+from tracekit.probes import Match, Outcome
 from tracekit.stats import HopStats, RttStats, attribute
 from tracekit.strategies import Strategy, end_name
 from tracekit.strategies.classic import Schedule

@@ -14,7 +14,7 @@ from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6
 from tracekit_dns import DnsProbe
 
 from tracekit.errors import BadInput
-from tracekit.probe import Outcome, ProbeContext, Received
+from tracekit.probes import Outcome, ProbeContext, Received
 
 ADDRESSES = {4: ("127.0.0.1", "127.0.0.53", "127.0.0.9"), 6: ("::1", "::1", "fe80::9")}
 

@@ -14,7 +14,7 @@ from dot_graph import read_graph, svg_labels
 from tracekit_dot import DotOutput, parse_node_id, quote, render
 
 from tracekit.model import Hop, Host, ProbeInfo, ProbeResult, Trace
-from tracekit.output import OutputTarget
+from tracekit.outputs import OutputTarget
 from tracekit.plugins import Registry, get_plugin_manager
 from tracekit.sanitize import printable
 

@@ -29,7 +29,7 @@ from typing import Any
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, steer_checksum
-from tracekit.probe import Match, Outcome, ProbeContext, Received
+from tracekit.probes import Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
 

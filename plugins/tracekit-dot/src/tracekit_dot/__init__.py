@@ -20,7 +20,7 @@ from __future__ import annotations
 from tracekit import hookimpl
 from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Hop, Trace
-from tracekit.output import Output
+from tracekit.outputs import Output
 from tracekit.sanitize import printable
 
 __all__ = ["DotOutput", "quote", "render"]

@@ -26,10 +26,10 @@ from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, 
 from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
 from tracekit.isolation import Isolated
 from tracekit.model import Hop, ProbeInfo, Trace
-from tracekit.output import Output, OutputTarget
+from tracekit.outputs import Output, OutputTarget
 from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry, notifier
-from tracekit.probe import ProbeContext, ProbeMethod, option_names
+from tracekit.probes import ProbeContext, ProbeMethod, option_names
 from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
 from tracekit.strategies import Strategy
@@ -61,7 +61,7 @@ class TraceRequest:
     interface: str | None = None
     #: ``-s``: the source address, one of this host's (``None``: the kernel's choice).
     source: str | None = None
-    #: Method-specific options (see :class:`tracekit.probe.ProbeContext`).
+    #: Method-specific options (see :class:`tracekit.probes.ProbeContext`).
     probe_options: dict[str, Any] = field(default_factory=dict)
     #: Options for enrichment and output plugins (see :attr:`tracekit.model.Trace.settings`).
     settings: dict[str, Any] = field(default_factory=dict)
