@@ -490,7 +490,9 @@ def make_cli(pm: Any) -> click.Group:
     taken = {flag for param in command.params for flag in param.opts + param.secondary_opts}
     names = {param.name for param in command.params}
 
-    def add(option: click.Option, owner: str) -> bool:
+    def add(option: click.Option, owner: str, after: str) -> bool:
+        """Add ``option`` after the last option added after ``after`` (a parameter name),
+        so that the help keeps probe options by ``--probe`` and plugins' by ``--format``."""
         clash = [flag for flag in option.opts + option.secondary_opts if flag in taken]
         if clash or option.name in names:
             what = ", ".join(clash) or repr(option.name)
@@ -498,8 +500,13 @@ def make_cli(pm: Any) -> click.Group:
             return False
         taken.update(option.opts + option.secondary_opts)
         names.add(option.name)
-        command.params.insert(len(command.params) - 1, option)  # --plugin stays last
+        where = [param.name for param in command.params].index(after) + 1
+        where += placed.get(after, 0)
+        placed[after] = placed.get(after, 0) + 1
+        command.params.insert(where, option)
         return True
+
+    placed: dict[str, int] = {}
 
     declared: dict[str, tuple[Any, list[str]]] = {}
     for entry in Registry.collect(pm).probes.values():
@@ -507,8 +514,11 @@ def make_cli(pm: Any) -> click.Group:
             if not isinstance(spec, str):
                 declared.setdefault(spec.name, (spec, []))[1].append(entry.name)
     probe_names = []
-    for name, (spec, methods) in declared.items():
-        if add(_probe_option(spec, methods), f"probe {', '.join(methods)}"):
+    usual = ("port", "paris", "source_port", "packet_size", "tos")  # traceroute's order
+    order = sorted(declared, key=lambda n: (usual.index(n) if n in usual else len(usual), n))
+    for name in order:
+        spec, methods = declared[name]
+        if add(_probe_option(spec, methods), f"probe {', '.join(methods)}", "probe"):
             probe_names.append(name)
     command.probe_options = tuple(probe_names)
 
@@ -517,7 +527,7 @@ def make_cli(pm: Any) -> click.Group:
 
         def adder(*flags: str, _plugin: str = impl.plugin_name, **attributes: Any) -> None:
             option = click.Option(list(flags), **attributes)
-            if add(option, f"plugin {_plugin!r}") and option.name:
+            if add(option, f"plugin {_plugin!r}", "report") and option.name:
                 plugin_names.append(option.name)
 
         impl.function(**{name: adder for name in impl.argnames})
