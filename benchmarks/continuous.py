@@ -262,23 +262,36 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
     def us(long: tuple[Any, ...], short: tuple[Any, ...], kind: str = "cpu") -> float:
         return per_probe(long[0], short[0], long[1], short[1], kind)
 
+    def summary(runs: list[Any], bases: list[Any]) -> dict[str, Any]:
+        """What every tool's row has: CPU per probe (start-up taken off), counts, medians."""
+        pairs = list(zip(runs, bases, strict=True))
+        return {
+            "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
+            "us_per_probe_all": [round(us(a, b), 1) for a, b in pairs],
+            "probes_sent": runs[0][1],
+            "probes_answered": runs[0][2],
+            "cpu_s": statistics.median(s[0].cpu for s in runs),
+            "rss_kib": statistics.median(s[0].maxrss_kib for s in runs),
+        }
+
+    def more(runs: list[Any], bases: list[Any]) -> dict[str, Any]:
+        """Start-up, wall time and hops (of tracekit and mtr, not the bare loop)."""
+        return {
+            "hops": runs[0][3],
+            "startup_cpu_s": statistics.median(s[0].cpu for s in bases),
+            "wall_s": statistics.median(s[0].wall for s in runs),
+        }
+
     row: dict[str, Any] = {"ip_version": version, "probe": probe, "count": args.count}
     pairs = list(zip(samples["count"], samples["base"], strict=True))
     row["tracekit"] = {
-        "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
-        "us_per_probe_all": [round(us(a, b), 1) for a, b in pairs],
-        "probes_sent": samples["count"][0][1],
-        "probes_answered": samples["count"][0][2],
-        "hops": samples["count"][0][3],
+        **summary(samples["count"], samples["base"]),
+        **more(samples["count"], samples["base"]),
         "user_us_per_probe": statistics.median(us(a, b, "user") for a, b in pairs),
         "sys_us_per_probe": statistics.median(us(a, b, "sys") for a, b in pairs),
-        "cpu_s": statistics.median(s[0].cpu for s in samples["count"]),
         "user_s": statistics.median(s[0].user for s in samples["count"]),
         "sys_s": statistics.median(s[0].sys for s in samples["count"]),
-        "startup_cpu_s": statistics.median(s[0].cpu for s in samples["base"]),
-        "wall_s": statistics.median(s[0].wall for s in samples["count"]),
         "rss_kib_c1": statistics.median(s[0].maxrss_kib for s in samples["base"]),
-        "rss_kib": statistics.median(s[0].maxrss_kib for s in samples["count"]),
     }
     tk = row["tracekit"]
     tk["pass"] = tk["us_per_probe"] <= TARGET_US
@@ -291,17 +304,9 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
         tk.update(mid_count=args.long // 2, rss_kib_mid=mid[0].maxrss_kib)
         tk["memory_bounded"] = long[0].maxrss_kib - mid[0].maxrss_kib <= GROWTH_KIB
     if samples["mtr"] and all(s[1] for s in samples["mtr"] + samples["mtr_base"]):
-        pairs = list(zip(samples["mtr"], samples["mtr_base"], strict=True))
         row["mtr"] = {
-            "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
-            "us_per_probe_all": [round(us(a, b), 1) for a, b in pairs],
-            "probes_sent": samples["mtr"][0][1],
-            "probes_answered": samples["mtr"][0][2],
-            "hops": samples["mtr"][0][3],
-            "cpu_s": statistics.median(s[0].cpu for s in samples["mtr"]),
-            "startup_cpu_s": statistics.median(s[0].cpu for s in samples["mtr_base"]),
-            "wall_s": statistics.median(s[0].wall for s in samples["mtr"]),
-            "rss_kib": statistics.median(s[0].maxrss_kib for s in samples["mtr"]),
+            **summary(samples["mtr"], samples["mtr_base"]),
+            **more(samples["mtr"], samples["mtr_base"]),
         }
         m = row["mtr"]
         row["ratio_us_per_probe"] = tk["us_per_probe"] / m["us_per_probe"]
@@ -310,14 +315,7 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
     elif samples["mtr"]:
         row["mtr_error"] = samples["mtr"][0][0].stderr.strip() or "no report"
     if samples["floor"]:
-        pairs = list(zip(samples["floor"], samples["floor_base"], strict=True))
-        row["floor"] = {
-            "us_per_probe": statistics.median(us(a, b) for a, b in pairs),
-            "probes_sent": samples["floor"][0][1],
-            "probes_answered": samples["floor"][0][2],
-            "cpu_s": statistics.median(s[0].cpu for s in samples["floor"]),
-            "rss_kib": statistics.median(s[0].maxrss_kib for s in samples["floor"]),
-        }
+        row["floor"] = summary(samples["floor"], samples["floor_base"])
         tk["us_above_floor"] = tk["us_per_probe"] - row["floor"]["us_per_probe"]
         if "mtr" in row:
             row["mtr"]["us_above_floor"] = row["mtr"]["us_per_probe"] - row["floor"]["us_per_probe"]

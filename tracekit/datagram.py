@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from tracekit.errors import BadInput, CannotProbe
-from tracekit.packets import internet_checksum
+from tracekit.packets import internet_checksum, ipv6_header
 from tracekit.probes import ProbeMethod, Received
 
 IPPROTO_ICMPV6 = 58
@@ -372,7 +372,7 @@ class DatagramTransport:
         if self.ip_version == 4:
             return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, 0, 0, ttl, protocol, 0,
                                src, dst)  # fmt: skip
-        return struct.pack("!IHBB16s16s", 0x60000000, length, protocol, ttl, src, dst)
+        return ipv6_header(protocol, src, dst, length, ttl)
 
     def _packet(
         self, src: bytes, l4: bytes, stamp: float, ttl: int | None, protocol: int | None = None

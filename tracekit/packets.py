@@ -23,6 +23,12 @@ def internet_checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
+def ipv6_header(protocol: int, src: bytes, dst: bytes, length: int, hop_limit: int) -> bytes:
+    """An IPv6 header (packed addresses) for ``length`` bytes of ``protocol``: what a raw or
+    datagram socket leaves out of what it delivers, put back so every reply reads alike."""
+    return struct.pack("!IHBB16s16s", 0x60000000, length, protocol, hop_limit, src, dst)
+
+
 def set_word(packet: bytearray, offset: int, value: int, checksum_offset: int) -> None:
     """Set the 16-bit field at ``offset`` and fix the checksum at ``checksum_offset``."""
     (old,) = struct.unpack_from("!H", packet, offset)

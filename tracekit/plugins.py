@@ -31,19 +31,20 @@ BUILTIN_DISTRIBUTION = "tracekit"
 BLOCK = "no:"
 
 
-def _marked(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    """The attributes of ``plugin`` that are hook implementations (marked ``@hookimpl``).
+def _marked(pm: pluggy.PluginManager, plugin: object) -> dict[str, Any]:
+    """The hook implementations of ``plugin`` (marked ``@hookimpl``), with their options.
 
     pluggy would look at every attribute the slow way (``inspect.getattr_static``), a
     module's imports included: this is on the way to every ``--help``."""
     marker = f"{ENTRY_POINT_GROUP}_impl"
-    names = []
+    found = {}
     for attribute in dir(plugin):
         value = getattr(plugin, attribute, None)
-        marked = callable(value) and hasattr(value, marker)
-        if marked and pm.parse_hookimpl_opts(plugin, attribute) is not None:
-            names.append(attribute)
-    return names
+        if callable(value) and hasattr(value, marker):
+            opts = pm.parse_hookimpl_opts(plugin, attribute)
+            if opts is not None:
+                found[attribute] = opts
+    return found
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -157,9 +158,7 @@ def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
     is meant for the user and passes through.
     """
     hooks = {}
-    for attribute in _marked(pm, plugin):
-        opts = pm.parse_hookimpl_opts(plugin, attribute)
-        assert opts is not None
+    for attribute, opts in _marked(pm, plugin).items():
         function = getattr(plugin, attribute)
         wrapper = opts.get("wrapper") or opts.get("hookwrapper")  # generators: left as they are
         hooks[attribute] = function if wrapper else _guarded(name, attribute, function)

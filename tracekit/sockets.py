@@ -16,7 +16,7 @@ import sys
 import time
 
 from tracekit.errors import CannotProbe, NoPrivilege
-from tracekit.packets import internet_checksum
+from tracekit.packets import internet_checksum, ipv6_header
 from tracekit.probes import Received
 
 IPPROTO_ICMPV6 = 58
@@ -171,15 +171,7 @@ class RawTransport:
             packed = self._packed[address] = socket.inet_pton(
                 socket.AF_INET6, address.split("%")[0]
             )
-        header = struct.pack(
-            "!IHBB16s16s",
-            0x60000000,
-            len(data),
-            proto,
-            hop_limit if hop_limit is not None else 0,
-            packed,
-            self._packed_local,
-        )
+        header = ipv6_header(proto, packed, self._packed_local, len(data), hop_limit or 0)
         return Received(header + data, 6, address, when, hop_limit)
 
     def close(self) -> None:
