@@ -194,7 +194,9 @@ def _aliases(module: ModuleType, hooks: list[tuple[str, Any, dict[str, Any]]]) -
         while line >= 0 and lines[line].lstrip().startswith("#:"):
             comment.insert(0, lines[line].lstrip()[2:].strip())
             line -= 1
-        code = ast.get_source_segment(source, node) or ""
+        # Forward references ("ProbeContext") are quoted in the source only so that the
+        # module imports nothing heavy at run time; the reader wants the type.
+        code = re.sub(r'"(\w+)"', r"\1", ast.get_source_segment(source, node) or "")
         out += ["```python", code, "```", "", _rest_to_markdown(" ".join(comment)), ""]
     out.append(
         "Model types (`Trace`, `Hop`, `ProbeResult`) are in `tracekit.model`; `ProbeContext` "

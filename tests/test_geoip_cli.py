@@ -443,7 +443,7 @@ def test_without_a_month_this_month_then_the_one_before() -> None:
 
 
 def test_the_geoip_plugin_credits_db_ip_by_database_type_or_file_name() -> None:
-    from tracekit.enrich.geoip import DBIP_CREDIT, credits, is_dbip
+    from tracekit.enrich.geoip import credit, credits, is_dbip
 
     assert is_dbip("DBIP-City-Lite", "city.mmdb")
     assert is_dbip("GeoIP2-City", "dbip-city-lite-2025-01.mmdb")
@@ -451,16 +451,16 @@ def test_the_geoip_plugin_credits_db_ip_by_database_type_or_file_name() -> None:
     assert not is_dbip("GeoLite2-City", "GeoLite2-City.mmdb")
     assert not is_dbip(None, None)
     dbip = {"type": "DBIP-City-Lite", "file": "dbip-city-lite.mmdb"}
-    assert credits([dbip, {**dbip, "type": "DBIP-ASN-Lite"}]) == [DBIP_CREDIT]
+    assert credits([dbip, {**dbip, "type": "DBIP-ASN-Lite"}]) == [credit("dbip")]
     assert credits([{"type": "Tracekit-Test-City", "file": "city.mmdb"}]) == []
 
 
 def test_the_map_shows_the_credits_of_the_trace_escaped() -> None:
-    from tracekit.enrich.geoip import DBIP_CREDIT
+    from tracekit.enrich.geoip import credit
     from tracekit.model import Credit
     from tracekit.outputs.map import credit_html
 
-    assert credit_html(DBIP_CREDIT) == (
+    assert credit_html(credit("dbip")) == (
         '<a href="https://db-ip.com">IP Geolocation by DB-IP</a> '
         '(<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a>)'
     )

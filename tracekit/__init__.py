@@ -16,12 +16,11 @@ hookimpl = pluggy.HookimplMarker("tracekit")
 
 
 def __getattr__(name: str) -> str:
-    # ``__version__`` is looked up on first use: importlib.metadata is slow to import.
+    # ``__version__`` is looked up on first use, and without importlib.metadata (slow to
+    # import: ``tracekit --help`` must stay fast).
     if name != "__version__":
         raise AttributeError(f"module 'tracekit' has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version
+    from tracekit.entrypoints import distribution
 
-    try:
-        return version("tracekit")
-    except PackageNotFoundError:  # a source tree that is not installed
-        return "0+unknown"
+    dist = distribution("tracekit")
+    return (dist.version if dist else None) or "0+unknown"  # or a source tree, not installed

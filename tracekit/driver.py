@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tracekit.engine import Engine
-from tracekit.events import Event
-from tracekit.probes import Received
+if TYPE_CHECKING:
+    from tracekit.engine import Engine
+    from tracekit.events import Event
+    from tracekit.probes import Received
 
 #: Seconds a patient driver sleeps at most before it reads the sockets: what arrives meanwhile
 #: waits in their buffers, which must not overflow on a host flooded with ICMP.

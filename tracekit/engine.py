@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from tracekit.events import Event, Probe
 from tracekit.model import ProbeResult
-from tracekit.probes import Match, ProbeMethod, Received
 
 if TYPE_CHECKING:
+    from tracekit.probes import Match, ProbeMethod, Received
     from tracekit.strategies import Strategy
 
 #: Seconds a released sequence number rests before it is used again.

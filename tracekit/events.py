@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tracekit.model import Hop, ProbeResult
+if TYPE_CHECKING:
+    from tracekit.model import Hop, ProbeResult
 
 
 @dataclass(eq=False, slots=True)

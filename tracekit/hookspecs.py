@@ -14,8 +14,8 @@ called again in that run; the trace, the other plugins and the outputs go on. Ra
 :class:`tracekit.errors.BadInput` from ``tracekit_configure`` to refuse a setting instead.
 
 A plugin keeps what it needs for one trace in ``trace.stash``
-(:class:`tracekit.model.Stash`), under a key of its own
-(``KEY = tracekit.model.StashKey[MyState]()``), never in module globals: one process may
+(:class:`tracekit.stash.Stash`), under a key of its own
+(``KEY = tracekit.stash.StashKey[MyState]()``), never in module globals: one process may
 run many traces, one after another or at the same time. What a plugin starts in
 ``tracekit_trace_started`` (threads, open files) it ends in ``tracekit_trace_finished``,
 which is called even when the trace is interrupted or fails.
@@ -51,20 +51,20 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotations alone: the command line imports this module
     import click
 
-from tracekit.events import Round
-from tracekit.model import Hop, ProbeResult, Trace
-from tracekit.outputs import Output, OutputTarget
-from tracekit.probes import ProbeContext, ProbeMethod
+    from tracekit.events import Round
+    from tracekit.model import Hop, ProbeResult, Trace
+    from tracekit.outputs import Output, OutputTarget
+    from tracekit.probes import ProbeContext, ProbeMethod
 
 #: The ``register`` callback of :func:`tracekit_register_probes`:
 #: ``register(name, factory, description)``.
-RegisterProbe = Callable[[str, Callable[[ProbeContext], ProbeMethod], str], None]
+RegisterProbe = Callable[[str, Callable[["ProbeContext"], "ProbeMethod"], str], None]
 #: The ``register`` callback of :func:`tracekit_register_outputs`:
 #: ``register(name, factory, description, suffixes)``.
-RegisterOutput = Callable[[str, Callable[[OutputTarget], Output], str, Iterable[str]], None]
+RegisterOutput = Callable[[str, Callable[["OutputTarget"], "Output"], str, Iterable[str]], None]
 
 #: The ``add`` callback of :func:`tracekit_add_options`: ``add(*flags, **attributes)``, as
 #: ``click.option`` takes them.

@@ -14,12 +14,12 @@ import os
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
 from tracekit import hookspecs
+from tracekit.entrypoints import Distribution, EntryPoint, entry_points
 from tracekit.errors import BadInput, TracekitError
 from tracekit.isolation import Isolated, one_line, warn
 
@@ -79,7 +79,7 @@ def _unknown_arguments(pm: pluggy.PluginManager, plugin: object) -> list[str]:
 
 
 def _is_builtin(ep: EntryPoint) -> bool:
-    return ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+    return ep.dist is not None and ep.dist.key == BUILTIN_DISTRIBUTION
 
 
 class PluginManager(pluggy.PluginManager):
@@ -106,7 +106,7 @@ def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[str] = ()
         autoload = not os.environ.get(DISABLE_AUTOLOAD)
     blocked = {name[3:] for name in plugins if name.startswith(BLOCK)}
     requested = {name for name in plugins if not name.startswith(BLOCK)}
-    available = list(entry_points(group=ENTRY_POINT_GROUP))
+    available = entry_points(ENTRY_POINT_GROUP)
     names = {ep.name for ep in available}
     for name in sorted(requested | blocked):
         if name not in names:

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tracekit.datagram import DatagramTransport
 from tracekit.driver import Transport, drain, drive
@@ -32,10 +32,12 @@ from tracekit.plugins import PluginManager, Registry, notifier
 from tracekit.probes import ProbeContext, ProbeMethod, option_names
 from tracekit.resolve import resolve, source_for
 from tracekit.sockets import RawTransport
-from tracekit.strategies import Strategy
 from tracekit.strategies.classic import Classic, Schedule
 from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
+
+if TYPE_CHECKING:
+    from tracekit.strategies import Strategy
 
 
 @dataclass

@@ -26,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
 from tracekit.errors import BadInput
-from tracekit.hookspecs import AddOption
 
 if TYPE_CHECKING:
     import click
 
-from tracekit.model import AutonomousSystem, Credit, Hop, Host, Location, StashKey, Trace
+    from tracekit.hookspecs import AddOption
+    from tracekit.model import AutonomousSystem, Credit, Hop, Host, Location, Trace
+
+# The model's dataclasses are imported where they are made: tracekit --help loads this module.
+from tracekit.stash import StashKey
 
 SYSTEM_DIRS = (Path("/usr/share/GeoIP"), Path("/var/lib/GeoIP"), Path("/usr/local/share/GeoIP"))
 #: Where ``tracekit geoip download --system`` installs: a standard directory, searched by
@@ -227,6 +230,8 @@ class GeoIp:
             return None
         import geoip2.errors
 
+        from tracekit.model import Location
+
         try:
             found = self.city.city(address)
         except (geoip2.errors.AddressNotFoundError, ValueError):
@@ -246,6 +251,8 @@ class GeoIp:
         if self.asn is None:
             return None
         import geoip2.errors
+
+        from tracekit.model import AutonomousSystem
 
         try:
             found = asn_lookup(self.asn)(address)
@@ -323,14 +330,24 @@ def tracekit_configure(settings: dict[str, Any]) -> None:
         geoip.close()
 
 
-#: What DB-IP's licence (CC BY 4.0) asks a page that shows their data to say.
-DBIP_CREDIT = Credit(
-    text="IP Geolocation by DB-IP",
-    url="https://db-ip.com",
-    licence="CC BY 4.0",
-    licence_url="https://creativecommons.org/licenses/by/4.0/",
-)
-MAXMIND_CREDIT = Credit(text="GeoLite2 data created by MaxMind", url="https://www.maxmind.com")
+#: The credits the databases' vendors ask for (:class:`~tracekit.model.Credit`'s fields):
+#: DB-IP's licence (CC BY 4.0) asks a page that shows their data to say so.
+CREDITS = {
+    "dbip": {
+        "text": "IP Geolocation by DB-IP",
+        "url": "https://db-ip.com",
+        "licence": "CC BY 4.0",
+        "licence_url": "https://creativecommons.org/licenses/by/4.0/",
+    },
+    "maxmind": {"text": "GeoLite2 data created by MaxMind", "url": "https://www.maxmind.com"},
+}
+
+
+def credit(vendor: str) -> Credit:
+    """The credit ``vendor`` (a key of :data:`CREDITS`) asks for."""
+    from tracekit.model import Credit
+
+    return Credit(**CREDITS[vendor])
 
 
 def is_dbip(database_type: str | None, file: str | None) -> bool:
@@ -346,9 +363,9 @@ def credits(databases: Iterable[dict[str, Any]]) -> list[Credit]:
     databases = list(databases)
     found = []
     if any(is_dbip(d.get("type"), d.get("file")) for d in databases):
-        found.append(DBIP_CREDIT)
+        found.append(credit("dbip"))
     if any(str(d.get("type")).startswith(("GeoLite2", "GeoIP2")) for d in databases):
-        found.append(MAXMIND_CREDIT)
+        found.append(credit("maxmind"))
     return found
 
 
@@ -375,10 +392,12 @@ def tracekit_trace_started(trace: Trace) -> None:
         for kind, reader in (("city", geoip.city), ("asn", geoip.asn))
     }
     trace.annotations["geoip"] = described
-    for credit in credits(d for d in described.values() if d):
-        if credit not in trace.credits:
-            trace.credits.append(credit)
+    for needed in credits(d for d in described.values() if d):
+        if needed not in trace.credits:
+            trace.credits.append(needed)
     if trace.source is not None:
+        from tracekit.model import Host
+
         source = trace.source_host or Host(trace.source)
         geoip.annotate(source)
         if source.location or source.asn:

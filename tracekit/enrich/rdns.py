@@ -8,15 +8,18 @@ or broken resolver delays the output by a bounded time and never stops the trace
 
 from __future__ import annotations
 
-import queue
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tracekit import hookimpl
-from tracekit.model import Hop, ProbeResult, StashKey, Trace
+from tracekit.stash import StashKey
+
+if TYPE_CHECKING:
+    from tracekit.model import Hop, ProbeResult, Trace
 
 #: Seconds a hop waits for a name lookup, counted from the lookup's start.
 LOOKUP_TIMEOUT = 2.0
@@ -46,6 +49,8 @@ class ReverseDns:
         self, workers: int = WORKERS, lookup: Callable[[str], str | None] | None = None
     ) -> None:
         self._lookups: dict[str, _Lookup] = {}
+        import queue  # here: tracekit --help loads this module
+
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._workers = workers
         self._lookup = lookup or system_lookup

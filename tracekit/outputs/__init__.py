@@ -13,10 +13,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import TYPE_CHECKING, ClassVar, TextIO
 
-from tracekit.events import Round
-from tracekit.model import Hop, ProbeResult, Trace
+if TYPE_CHECKING:  # the annotations alone: a plugin's module loads for --help
+    from tracekit.events import Round
+    from tracekit.model import Hop, ProbeResult, Trace
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ One result object per trace (a JSON array of them for several targets)::
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterOutput
-from tracekit.model import ProbeResult, Trace
 from tracekit.outputs import Output
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import ProbeResult, Trace
 
 #: The Atlas probe firmware whose result format this follows (sagan reads by it).
 FIRMWARE = 5080

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.events import Round
-from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Trace
 from tracekit.outputs import Output
 from tracekit.outputs.jsonout import SCHEMA_VERSION, hop_stats, hop_to_dict, trace_to_dict
+
+if TYPE_CHECKING:
+    from tracekit.events import Round
+    from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import Hop, Trace
 
 
 class JsonLinesOutput(Output):

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracekit import __version__, hookimpl
-from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Host, Trace
+import tracekit
+from tracekit import hookimpl
 from tracekit.outputs import Output
 from tracekit.stats import HopStats, RttStats, fold
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import Hop, Host, Trace
 
 #: Raised only when a field changes meaning or is removed; added fields keep the version.
 SCHEMA_VERSION = 1
@@ -104,7 +107,7 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
     """The JSON-ready form of a trace."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "tracekit_version": __version__,
+        "tracekit_version": tracekit.__version__,
         "target": trace.target,
         "address": trace.address,
         "ip_version": trace.ip_version,

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import io
 import socket
+from typing import TYPE_CHECKING
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterOutput
 from tracekit.model import Expectation, Trace
 from tracekit.outputs import Output, OutputTarget
 from tracekit.sanitize import printable
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterOutput
 
 
 def trace_text(trace: Trace, numeric: bool) -> str:

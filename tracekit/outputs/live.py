@@ -23,11 +23,13 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from tracekit.model import Trace
 from tracekit.outputs.report import COLUMNS, hop_rows
 from tracekit.outputs.text import header
+
+if TYPE_CHECKING:
+    from tracekit.model import Trace
 
 #: Least seconds between two redraws.
 REFRESH = 0.2

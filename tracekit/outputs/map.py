@@ -13,17 +13,18 @@ jitter), and those of each responder where a hop has several.
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import AddOption, RegisterOutput
-from tracekit.model import Credit, Host, Location, Trace
 from tracekit.outputs import Output
 from tracekit.sanitize import printable
-from tracekit.stats import HopStats, RttStats
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import AddOption, RegisterOutput
+    from tracekit.model import Credit, Host, Location, Trace
+    from tracekit.stats import HopStats, RttStats
 
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILES_CREDIT = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
@@ -209,6 +210,8 @@ def map_data(trace: Trace) -> dict[str, Any]:
 
 def _link(text: str, url: str | None) -> str:
     """``text`` escaped, linked to ``url`` if it is an http(s) address."""
+    import html  # here: tracekit --help loads this module
+
     escaped = html.escape(text)
     if url is None or not url.startswith(("https://", "http://")):
         return escaped

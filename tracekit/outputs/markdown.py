@@ -20,13 +20,16 @@ HTML of their own.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Host, Trace
 from tracekit.outputs import Output
 from tracekit.sanitize import printable
 from tracekit.stats import HopStats, fold
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import Hop, Host, Trace
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from tracekit.model import Hop, Host, Trace
 from tracekit.outputs.text import geo_label
 from tracekit.sanitize import printable
 from tracekit.stats import HopStats, RttStats
+
+if TYPE_CHECKING:
+    from tracekit.model import Hop, Host, Trace
 
 #: Column names and widths, as mtr prints them, then tracekit's two.
 COLUMNS = [("Loss%", 6), ("Snt", 5), ("Last", 6), ("Avg", 6), ("Best", 6), ("Wrst", 6),

@@ -12,15 +12,17 @@ AS path: AS64500 → AS64501 → AS64502
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.events import Round
-from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Host, ProbeResult, Trace
 from tracekit.outputs import Output
 from tracekit.replies import marker
 from tracekit.sanitize import printable
+
+if TYPE_CHECKING:
+    from tracekit.events import Round
+    from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import Hop, Host, ProbeResult, Trace
 
 
 def header(trace: Trace) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit.errors import BadInput
 from tracekit.probes import ProbeContext, ProbeMethod
-from tracekit.wire import Quoted
+
+if TYPE_CHECKING:
+    from tracekit.wire import Quoted
 
 #: Probe payload: 32 bytes, as traceroute's default 60-byte IPv4 probes. Its last word is
 #: free for flow-stable probes to steer the checksum with.

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probes import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterProbe
 
 
 class IcmpEcho(PacketProbe):

@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_long, set_ttl
 from tracekit.probes import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterProbe
 
 DEFAULT_PORT = 80
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10

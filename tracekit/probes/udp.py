@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probes import (
     PACKET_SIZE,
@@ -36,6 +35,9 @@ from tracekit.probes import (
 )
 from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterProbe
 
 BASE_PORT = 33434
 _UDP = 17

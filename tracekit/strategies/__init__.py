@@ -15,13 +15,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tracekit.events import Probe
 from tracekit.model import Hop, Host, ProbeResult
 from tracekit.probes import Match, Outcome
 from tracekit.stats import HopStats, RttStats
 
 if TYPE_CHECKING:
     from tracekit.engine import Engine
+    from tracekit.events import Probe
 
 #: Added to measured round trips before scaling them (``traceroute``'s DEF_WAIT_PREC):
 #: timer and scheduling resolution.

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tracekit.events import HopCompleted, Probe, ProbeAnswered, TraceFinished
-from tracekit.model import Hop, ProbeResult
 from tracekit.probes import Match, Outcome
 from tracekit.stats import withheld
 from tracekit.strategies import Strategy, Wait, end_name, hop_of
+
+if TYPE_CHECKING:
+    from tracekit.model import Hop, ProbeResult
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,15 @@ the per-interface rule of full MDA (for meshed diamonds) is still to come.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from tracekit.events import HopCompleted, Probe, ProbeAnswered, TraceFinished
 from tracekit.model import Link, ProbeResult
 from tracekit.probes import Match, Outcome
 from tracekit.strategies import Strategy, end_name, hop_of
-from tracekit.strategies.classic import Schedule
+
+if TYPE_CHECKING:
+    from tracekit.strategies.classic import Schedule
 
 #: Probes needed having seen 1, 2, ... 10 interfaces: the table MDA implementations
 #: publish (scamper's tracelb, libparistraceroute), at 95 % and 99 %.

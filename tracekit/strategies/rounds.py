@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tracekit.events import Probe, ProbeAnswered, Round, RoundCompleted, TraceFinished
 from tracekit.model import Hop, Host, ProbeResult
@@ -23,7 +24,9 @@ from tracekit.pacing import Pacer
 from tracekit.probes import Match, Outcome
 from tracekit.stats import HopStats, RttStats, attribute
 from tracekit.strategies import Strategy, end_name
-from tracekit.strategies.classic import Schedule
+
+if TYPE_CHECKING:
+    from tracekit.strategies.classic import Schedule
 
 #: Before the destination is known, rounds probe this many TTLs past the deepest answer.
 MAX_UNKNOWN = 5

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterProbe
 from tracekit.packets import set_ttl, steer_checksum
 from tracekit.probes import Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterProbe
 
 __all__ = ["DEFAULT_PORT", "QUERY", "DnsProbe"]
 

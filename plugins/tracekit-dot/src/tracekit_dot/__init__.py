@@ -17,11 +17,15 @@ shown as ``\\xNN``, so that no name can add nodes, attributes or markup to the g
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tracekit import hookimpl
-from tracekit.hookspecs import RegisterOutput
-from tracekit.model import Hop, Trace
 from tracekit.outputs import Output
 from tracekit.sanitize import printable
+
+if TYPE_CHECKING:
+    from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import Hop, Trace
 
 __all__ = ["DotOutput", "quote", "render"]
 

@@ -18,11 +18,13 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from tracekit import hookimpl
-from tracekit.hookspecs import AddOption
-from tracekit.model import Hop, ProbeResult, StashKey, Trace
+from tracekit.stash import StashKey
 
 if TYPE_CHECKING:
     import click
+
+    from tracekit.hookspecs import AddOption
+    from tracekit.model import Hop, ProbeResult, Trace
 
 #: Seconds a hop waits for its lookups; a host whose lookup is not done by then (or failed)
 #: gets no scope.
