@@ -169,3 +169,49 @@ def test_atlas_results_read_by_sagan_match_the_hops(lab: Lab, tmp_path: Path, ve
     assert results[0]["result"][SILENT - 1]["result"] == [{"x": "*"}] * 3
     single = lab.tracekit(targets[0], "-n", "--format", "atlas")
     assert TracerouteResult(json.loads(single.stdout)).total_hops == 3
+
+
+def _elapsed(reports: list[dict[str, Any]]) -> float:
+    from datetime import datetime
+
+    started = min(datetime.fromisoformat(r["started"]) for r in reports)
+    finished = max(datetime.fromisoformat(r["finished"]) for r in reports)
+    return (finished - started).total_seconds()
+
+
+@pytest.mark.parametrize("rate", [None, 40])
+def test_a_rate_caps_probes_over_all_targets_and_every_trace_stays_exact(
+    lab: Lab, rate: int | None
+) -> None:
+    """--rate PPS (default 100 with several targets) holds for the whole run: N probes over
+    all the targets take at least (N - 1) / PPS seconds; the hops are as exact as ever."""
+    targets = {target(3, 21, 4): (3, 4), target(1, 21, 6): (1, 6), target(3, 22, 6): (3, 6)}
+    option = [] if rate is None else ["--rate", str(rate)]
+    process = lab.tracekit(*targets, "-n", "-q", "2", "--format", "jsonl", *option)
+    assert process.returncode == 0, process.stderr
+    reports = jsonl(process)
+    for report in reports:
+        k, version = targets[report["target"]]
+        assert hop_addresses(report) == expected(lab, k, report["target"], version)
+    sent = sum(len(hop["probes"]) for r in reports for hop in r["hops"])  # a lower bound:
+    assert sent == 2 * (3 + 1 + 3)  # those past the destination are not shown
+    assert _elapsed(reports) >= (sent - 1) / (rate or 100)
+
+
+def test_one_target_with_a_rate_is_capped_too(lab: Lab) -> None:
+    process = lab.tracekit(target(3, 23, 4), "-n", "--format", "json", "--rate", "25")
+    assert process.returncode == 0, process.stderr
+    report = json.loads(process.stdout)
+    assert hop_addresses(report) == expected(lab, 3, target(3, 23, 4), 4)
+    sent = sum(len(hop["probes"]) for hop in report["hops"])
+    assert sent == 3 * 3
+    assert _elapsed([report]) >= (sent - 1) / 25
+
+
+def test_a_rate_that_is_no_number_is_one_line_and_exit_2(lab: Lab) -> None:
+    process = lab.tracekit(target(3, 24, 4), "--rate", "0")
+    assert process.returncode == 2
+    assert process.stderr.splitlines() == [
+        "tracekit: Invalid value for '--rate': 0.0 is not in the range x>0. "
+        "(see 'tracekit trace --help')"
+    ]

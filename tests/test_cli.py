@@ -208,3 +208,10 @@ def test_out_files_by_suffix_and_format_none(
     assert report["reached"] is True
     lines = text_path.read_text().splitlines()
     assert lines[0].startswith("tracekit to 10.0.4.2") and lines[2] == " 2  * * *"
+
+
+def test_the_help_shows_the_bulk_rate_the_run_uses() -> None:
+    from tracekit.cli import BULK_RATE
+    from tracekit.pacing import BULK_RATE as USED
+
+    assert BULK_RATE == USED

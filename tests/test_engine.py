@@ -232,3 +232,52 @@ def test_sequence_numbers_are_forgotten_once_rested() -> None:
     # Three probes a round, twenty rounds a second, one second of rest; the first round
     # probes up to the window (16 TTLs).
     assert len(engine._resting) <= 3 * 20 + 16
+
+
+def test_a_rate_spreads_the_probes_and_the_trace_stays_exact() -> None:
+    from tracekit.pacing import Rate
+
+    path = SimulatedPath(length=5, silent={3})
+    wakeups = 0
+    strategy = Classic(Schedule(wait=Wait(0.5, 3, 10)))
+    engine = Engine(CountingMethod(path), strategy, rate=Rate(50))
+    original = engine.due
+
+    def due(now: float) -> list:  # type: ignore[type-arg]
+        nonlocal wakeups
+        wakeups += 1
+        return original(now)
+
+    engine.due = due  # type: ignore[method-assign]
+    hops = run(engine, path)
+    assert addresses(hops) == ["10.0.1.2", "10.0.2.2", None, "10.0.4.2", "10.0.5.2"]
+    times = [when for when, *_ in path.sent]
+    assert len(times) == 15
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 1 / 50 - 1e-9  # never two at once: 50 a second, evenly
+    assert times[-1] - times[0] < 15 / 50 + 0.05  # and no slower than the rate
+    assert wakeups < 4 * len(times)  # it sleeps until the next token; it does not spin
+
+
+def test_one_rate_caps_the_traces_that_share_it() -> None:
+    from tracekit.pacing import Rate
+
+    rate = Rate(100)
+    paths = [SimulatedPath(length=3), SimulatedPath(length=3)]
+    for path in paths:
+        path.now = paths[0].now  # one clock: the second trace starts where the first ended
+        run(Engine(CountingMethod(path), Classic(Schedule()), rate=rate), path)
+    times = sorted(when for path in paths for when, *_ in path.sent)
+    assert len(times) == 18
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 1 / 100 - 1e-9
+
+
+def test_a_rate_allows_a_burst_of_ten_milliseconds_worth() -> None:
+    from tracekit.pacing import Rate
+
+    rate = Rate(1000)
+    assert [rate.take(5.0) for _ in range(11)] == [True] * 10 + [False]
+    assert rate.ready_at(5.0) == 5.001
+    assert rate.take(5.001) and not rate.take(5.001)
+    slow = Rate(2)
+    assert slow.take(0.0) and not slow.take(0.4) and slow.take(0.5)

@@ -15,6 +15,7 @@ import pytest
 from tracekit.driver import drive
 from tracekit.engine import Engine
 from tracekit.events import HopCompleted
+from tracekit.pacing import Rate
 from tracekit.probes import Match, Outcome, ProbeMethod, Received
 from tracekit.strategies.classic import Schedule
 from tracekit.strategies.multipath import Multipath, probes_needed
@@ -85,12 +86,23 @@ class FlowMethod(ProbeMethod):
                      Outcome.REACHED if reached else Outcome.HOP)  # fmt: skip
 
 
-def discover(width: int, seed: int) -> tuple[Multipath, list[set[str]]]:
+def discover(width: int, seed: int, rate: Rate | None = None) -> tuple[Multipath, list[set[str]]]:
     path = Diamond(width, seed)
     strategy = Multipath(Schedule(), 0.95, FlowMethod.flows)
-    events = list(drive(Engine(FlowMethod(), strategy), path, clock=path.clock))
+    events = list(drive(Engine(FlowMethod(), strategy, rate=rate), path, clock=path.clock))
     hops = [set(e.hop.hosts) for e in events if isinstance(e, HopCompleted)]
     return strategy, hops
+
+
+def test_a_rate_slows_discovery_but_changes_nothing_it_finds() -> None:
+    for seed in range(10):
+        free, free_hops = discover(3, seed)
+        capped, capped_hops = discover(3, seed, Rate(200))
+        assert capped_hops == free_hops  # no hop ended early for want of the rate's tokens
+        assert {(k.ttl, k.source, k.target) for k in capped.links()} == {
+            (k.ttl, k.source, k.target) for k in free.links()
+        }
+        assert capped.sent == free.sent
 
 
 @pytest.mark.parametrize("width", [2, 3, 4])

@@ -37,6 +37,8 @@ from tracekit.errors import (
 BUILTIN_PROBES = ("icmp", "udp", "tcp")
 BUILTIN_FORMATS = ("text", "json", "jsonl", "atlas", "map", "junit", "markdown")
 BUILTIN_SUFFIXES = (".txt", ".json", ".jsonl", ".atlas.json", ".html", ".xml", ".md")
+#: Probes per second with several targets (tracekit.pacing.BULK_RATE, without importing it).
+BULK_RATE = 100.0
 #: The grammar of --expect, for --help (tracekit.expect.GRAMMAR, without importing it).
 EXPECT_GRAMMAR = "reached, hops<=N, rtt<=Nms, loss<=P%, via=X, not-via=X or same-path"
 
@@ -146,6 +148,9 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="Probes in flight at once."),
         click.option("-z", "--send-interval", type=click.FloatRange(0, 10), default=0.0,
                      metavar="SECONDS", help="Least time between probes."),
+        click.option("--rate", type=click.FloatRange(0, min_open=True), metavar="PPS",
+                     help=f"At most PPS probes a second, over all the targets, evenly "
+                     f"spread (default: no cap for one target, {BULK_RATE:g} for several)."),
         click.option("-n", "--numeric", is_flag=True, help="Show addresses only; no names."),
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
@@ -290,6 +295,7 @@ def trace(
         cycles=cycles,
         interval=options["interval"],
         report=options["report"],
+        rate=options["rate"],
         sockets=options["sockets"] or "auto",
         mda=mda,
         numeric=options["numeric"],

@@ -26,6 +26,7 @@ from tracekit.events import Event, Probe
 from tracekit.model import ProbeResult
 
 if TYPE_CHECKING:
+    from tracekit.pacing import Rate
     from tracekit.probes import Match, ProbeMethod, Received
     from tracekit.strategies import Strategy
 
@@ -37,11 +38,20 @@ class Engine:
     """One trace: a probe method, a strategy, and the probes in flight between them."""
 
     def __init__(
-        self, method: ProbeMethod, strategy: Strategy, quarantine: float = QUARANTINE
+        self,
+        method: ProbeMethod,
+        strategy: Strategy,
+        quarantine: float = QUARANTINE,
+        rate: Rate | None = None,
     ) -> None:
         self.method = method
         self.strategy = strategy
         self.quarantine = quarantine
+        #: The cap on probes per second (``--rate``), shared with the run's other engines.
+        self.rate = rate
+        #: A send was refused for want of the rate's tokens since the strategy last polled.
+        self._starved = False
+        self._starved_at = 0.0
         self._space = method.sequence_space
         self._held: dict[int, Probe] = {}
         self._resting: dict[int, float] = {}
@@ -60,6 +70,7 @@ class Engine:
 
     def due(self, now: float) -> list[Probe]:
         """Give up overdue probes and return those to send now (each with its ``packet``)."""
+        self._starved = False
         self.strategy.poll(now)
         out, self._outbox = self._outbox, []
         return out
@@ -84,7 +95,13 @@ class Engine:
     def wakeup(self) -> float | None:
         """When the engine next needs :meth:`due` (epoch seconds); ``None``: only when
         something arrives."""
-        return self.strategy.wakeup()
+        wake = self.strategy.wakeup()
+        if self._starved and self.rate is not None:
+            # Nothing can go before the rate allows it; what else is due then is due a
+            # little late (at most one probe's interval), which no give-up time minds.
+            ready = self.rate.ready_at(self._starved_at)
+            wake = ready if wake is None else max(wake, ready)
+        return wake
 
     def take_events(self) -> list[Event]:
         """The events since the last call, in order."""
@@ -102,9 +119,13 @@ class Engine:
     # -- the strategy's side ----------------------------------------------------------------
 
     def send(self, ttl: int, flow: int, now: float, round: int = 0) -> Probe | None:
-        """Build a probe to go out now; ``None`` when no sequence number is free."""
+        """Build a probe to go out now; ``None`` when no sequence number is free or the
+        rate (``--rate``) allows no probe yet: the strategy keeps it for later."""
         seq = self._take_seq(now)
         if seq is None:
+            return None
+        if self.rate is not None and not self.rate.take(now):
+            self._starved, self._starved_at = True, now
             return None
         probe = Probe(next(self._ids), ttl, flow, seq, round, sent=now)
         probe.packet = self.method.build(ttl, flow, seq)

@@ -64,3 +64,47 @@ class Pacer:
         router = self._router.get((ttl, flow))
         if router is not None:
             self.paced.add(router)
+
+
+#: Probes per second when several targets are traced and ``--rate`` is not given: a list of
+#: targets is a long stream of probes, into networks that did not ask for it (scamper's
+#: default is 20, yarrp's 10; 100 traces a few hundred targets in a minute or so). One
+#: target has no cap, as traceroute has none: its window (``-N``) bounds it.
+BULK_RATE = 100.0
+#: A whole token, give or take the rounding of refills (else a wake-up at the very moment
+#: a token is due could find it a hair short, and wait again for nothing).
+_ONE = 1.0 - 1e-9
+#: The longest burst a :class:`Rate` allows, in seconds of its rate (at least one probe).
+BURST = 0.01
+
+
+class Rate:
+    """At most ``pps`` probes a second, whichever trace sends them (``--rate``): a token
+    bucket, shared by every engine of a run, that holds at most :data:`BURST` seconds'
+    worth of probes (at least one), so probes go out evenly spread."""
+
+    def __init__(self, pps: float, burst: float = BURST) -> None:
+        if pps <= 0:
+            raise ValueError("the rate must be positive")
+        self.pps = pps
+        self.capacity = max(1.0, pps * burst)
+        self._tokens = self.capacity
+        self._at: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._at is not None:
+            self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._at) * self.pps)
+        self._at = now
+
+    def take(self, now: float) -> bool:
+        """Spend one probe's token if there is one."""
+        self._refill(now)
+        if self._tokens < _ONE:
+            return False
+        self._tokens = max(0.0, self._tokens - 1.0)
+        return True
+
+    def ready_at(self, now: float) -> float:
+        """When the next probe may go."""
+        self._refill(now)
+        return now if self._tokens >= _ONE else now + (1.0 - self._tokens) / self.pps

@@ -27,6 +27,7 @@ from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_line
 from tracekit.isolation import Isolated
 from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.outputs import Output, OutputTarget
+from tracekit.pacing import BULK_RATE, Rate
 from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry, notifier
 from tracekit.probes import ProbeContext, ProbeMethod, option_names
@@ -54,6 +55,9 @@ class TraceRequest:
     interval: float = 1.0
     #: Continuous mode: print a report at the end instead of a live view.
     report: bool = False
+    #: ``--rate``: at most this many probes a second, across every target; ``None``: no cap
+    #: for one target, :data:`tracekit.pacing.BULK_RATE` for several.
+    rate: float | None = None
     #: Multipath discovery (``--mda``): the confidence (0.95, 0.99); ``None``: off.
     mda: float | None = None
     #: ``"auto"`` (raw sockets where allowed, else unprivileged ones), ``"raw"`` or
@@ -128,9 +132,11 @@ class _Setup:
     registry: Registry
     probe_entry: Any
     settings: dict[str, Any]
+    #: The cap on probes per second that every trace of the run shares.
+    rate: Rate | None = None
 
 
-def _setup(pm: PluginManager, request: TraceRequest) -> _Setup:
+def _setup(pm: PluginManager, request: TraceRequest, rate: float | None = None) -> _Setup:
     registry = Registry.collect(pm)
     probe_entry = registry.probe(request.probe)
     for path in request.out_paths:  # fail on a bad suffix before sending anything
@@ -141,12 +147,12 @@ def _setup(pm: PluginManager, request: TraceRequest) -> _Setup:
         registry.output(request.stdout_format)
     settings = {"numeric": request.numeric, "report": request.report, **request.settings}
     pm.hook.tracekit_configure(settings=settings)  # checks databases etc. before probing
-    return _Setup(registry, probe_entry, settings)
+    return _Setup(registry, probe_entry, settings, Rate(rate) if rate else None)
 
 
 def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.stdout) -> Trace:
     """Run the trace ``request`` describes and return it; outputs are written as it goes."""
-    setup = _setup(pm, request)
+    setup = _setup(pm, request, request.rate)
     return _trace(
         pm, setup, request, request.target,
         lambda stack: _open_outputs(request, setup.registry, stack, stdout),
@@ -211,7 +217,7 @@ def _trace(
         else:
             strategy = Rounds(s, request.cycles, request.interval)
             trace.cycles, trace.interval = request.cycles, request.interval
-        engine = Engine(method, strategy)
+        engine = Engine(method, strategy, rate=setup.rate)
         run = _Run(pm, trace, outputs, strategy)
         if not gc.get_freeze_count():
             # What start-up made (scapy, plugins) lives as long as the process: out of the
@@ -350,7 +356,7 @@ def run_targets(
     every trace (no privilege, a bad option, an internal error) stops the run."""
     if request.cycles is not None:
         raise BadInput("continuous mode (-c, -r) traces one target; several targets: drop -c/-r")
-    setup = _setup(pm, request)
+    setup = _setup(pm, request, request.rate or BULK_RATE)
     entries: list[tuple[Any, TextIO | None, Path | None]] = []
     if request.stdout_format:
         entries.append((setup.registry.output(request.stdout_format), stdout, None))

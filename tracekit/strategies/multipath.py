@@ -97,11 +97,17 @@ class Multipath(Strategy):
     def _flows_for(self, ttl: int, count: int) -> list[int]:
         """The next ``count`` flows for ``ttl``: those of the hop before first, then new."""
         used = {p.flow for p in self._at.get(ttl, [])}
-        before = [p for p in self._at.get(ttl - 1, []) if p.flow not in used]
-        # one flow through each interface of the hop before first, so each gets successors
+        previous = self._at.get(ttl - 1, [])
+        before = [p for p in previous if p.flow not in used]
+        # one flow through each interface of the hop before first, so each gets successors;
+        # interfaces a flow sent here already went through first: this may be called for a
+        # probe or two at a time (a full window, --rate)
+        covered = {p.result.address if p.result else None for p in previous if p.flow in used}
         firsts: dict[str | None, int] = {}
         for p in before:
-            firsts.setdefault(p.result.address if p.result else None, p.flow)
+            address = p.result.address if p.result else None
+            if address not in covered:
+                firsts.setdefault(address, p.flow)
         earlier = list(firsts.values()) + [p.flow for p in before if p.flow not in firsts.values()]
         out = earlier[:count]
         while len(out) < count and self._next_flow < self.flows:
@@ -135,7 +141,7 @@ class Multipath(Strategy):
 
     def _link_probes(self, now: float) -> bool:
         """Probe the hop before, on the flows new here, where it has several interfaces
-        (so each new flow's predecessor is known); True if any went out."""
+        (so each new flow's predecessor is known); True if any went out or must wait."""
         before = self._at.get(self.ttl - 1, [])
         if len(self._seen(self.ttl - 1)) < 2:
             return False
@@ -145,7 +151,7 @@ class Multipath(Strategy):
         for flow in new[: self.schedule.window]:
             probe = self.engine.send(self.ttl - 1, flow, now)
             if probe is None:
-                break
+                return True  # not yet (--rate, or no sequence number free): not done either
             before.append(probe)
             self._in_flight[probe] = None
             self.sent += 1
