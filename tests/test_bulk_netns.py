@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import jsonschema
 import pytest
 from ripe.atlas.sagan import TracerouteResult
 
-from conftest import hop_addresses
+from conftest import Pane, hop_addresses
 from tracekit.targets import shard_of
 from tracekit.testing import Lab
 from tracekit.testing.pytest_plugin import require
@@ -215,3 +217,25 @@ def test_a_rate_that_is_no_number_is_one_line_and_exit_2(lab: Lab) -> None:
         "tracekit: Invalid value for '--rate': 0.0 is not in the range x>0. "
         "(see 'tracekit trace --help')"
     ]
+
+
+def test_a_progress_bar_on_a_terminal_with_the_traces_printed_above_it(
+    lab: Lab, pane: Pane
+) -> None:
+    targets = [target(3, 31, 4), target(1, 31, 6), target(3, 32, 6)]
+    command = [sys.executable, "-m", "tracekit", *targets, "-n", "-q", "2", "--rate", "8"]
+    pane.start(lab.command("client", command))
+    during = pane.wait_for(lambda screen: re.search(r"1/3 targets", screen) is not None)
+    assert re.search(r"1/3 targets\s+\d+ probes/s", during), during
+    screen = pane.wait_for(lambda screen: "rc=0" in screen)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    bar = [i for i, line in enumerate(lines) if "targets" in line and "probes/s" in line]
+    assert bar == [len(lines) - 2], screen  # one bar, last, whole: 3/3, then the shell's rc
+    assert "3/3 targets" in lines[bar[0]]
+    headers = [line for line in lines if line.startswith("tracekit to")]
+    assert [h.split()[2] for h in headers] == targets  # every trace, in order, above the bar
+
+
+def test_no_progress_bar_when_standard_error_is_not_a_terminal(lab: Lab) -> None:
+    process = lab.tracekit(target(3, 33, 4), target(1, 33, 4), "-n", "--format", "jsonl")
+    assert process.returncode == 0 and process.stderr == ""

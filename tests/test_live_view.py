@@ -3,84 +3,20 @@ fixed size, and the test reads the screen as a user sees it (``tmux capture-pane
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
+from conftest import Pane
 from tracekit.testing import Lab
-from tracekit.testing.pytest_plugin import require
 
 pytestmark = pytest.mark.netns
 
 COLUMNS = ["Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev", "Javg", "Lim%"]
 ROW = re.compile(r"^\s*(\d+)\.\|-- (\S+)\s+(\S+)\s+(\d+)")
 SGR = re.compile(r"\x1b\[([0-9;:]*)m")
-#: Generous: the machine is shared with other test runs.
-TIMEOUT = 60.0
-
-
-class Pane:
-    """A tmux server of the test's own (its own socket) with one pane running a command."""
-
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
-        # No colour wishes of the caller's: each test says what it wants.
-        self.env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-        self.env.pop("TMUX", None)
-
-    def tmux(self, *args: str) -> str:
-        process = subprocess.run(
-            ["tmux", "-S", str(self.socket), *args],
-            capture_output=True, text=True, env=self.env, timeout=30,
-        )  # fmt: skip
-        assert process.returncode == 0, process.stderr
-        return process.stdout
-
-    def start(self, command: list[str], env: dict[str, str] | None = None) -> None:
-        """Run ``command`` in a 120 x 40 pane; then the shell prints ``rc=STATUS`` and waits
-        (Ctrl-C reaches the command, not the shell: ``trap : INT``)."""
-        settings = [f"{k}={v}" for k, v in (env or {}).items()]
-        run = shlex.join(["env", *settings, *command])
-        script = f"trap : INT; {run}; echo rc=$?; sleep 60"
-        self.tmux("new-session", "-d", "-s", "live", "-x", "120", "-y", "40", "sh", "-c", script)
-
-    def screen(self, escapes: bool = False) -> str:
-        """What the pane shows (``escapes``: with the colours and attributes, as ``-e``)."""
-        return self.tmux(
-            "capture-pane", "-p", "-S", "-200", "-t", "live", *(["-e"] if escapes else [])
-        )
-
-    def wait_for(self, condition: Callable[[str], bool], escapes: bool = False) -> str:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            text = self.screen(escapes)
-            if condition(text):
-                return text
-            if time.monotonic() > deadline:
-                pytest.fail(f"the pane never showed what was expected; it shows:\n{text}")
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-S", str(self.socket), "kill-server"], capture_output=True)
-
-
-@pytest.fixture
-def pane(tmp_path: Path) -> Iterator[Pane]:
-    require(shutil.which("tmux") is not None, "tmux is needed (apt install tmux)")
-    # A short path: a unix socket's path may not be long.
-    socket = Path("/tmp") / f"tracekit-live-{os.getpid()}-{tmp_path.name[-12:]}.sock"
-    pane = Pane(socket)
-    yield pane
-    pane.close()
-    socket.unlink(missing_ok=True)
 
 
 def tracekit(lab: Lab, *args: str) -> list[str]:

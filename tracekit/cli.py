@@ -332,15 +332,21 @@ def _trace_several(
     """Several targets, one after another: 0 if every one was reached, else 1."""
     from contextlib import ExitStack
 
+    from tracekit.progress import Bar, wanted
     from tracekit.session import run_targets
-    from tracekit.targets import in_shard, open_targets, parse_lines
+    from tracekit.targets import count_targets, in_shard, open_targets, parse_lines
 
     with ExitStack() as stack:
         sources: list[Any] = [hosts]
         if targets_file is not None:
             sources.append(parse_lines(stack.enter_context(open_targets(targets_file))))
         targets = in_shard((t for source in sources for t in source), shard)
-        summary = run_targets(pm, request, targets)
+        if not wanted(sys.stderr):
+            summary = run_targets(pm, request, targets)
+        else:  # a terminal: a progress bar, with what goes to the terminal printed above it
+            bar = stack.enter_context(Bar(sys.stderr, count_targets(hosts, targets_file, shard)))
+            stdout = bar.stream(sys.stdout) if sys.stdout.isatty() else sys.stdout
+            summary = run_targets(pm, request, targets, stdout, bar.stream(sys.stderr), bar)
     return EXIT_REACHED if summary.reached == summary.targets else EXIT_NOT_REACHED
 
 

@@ -38,6 +38,7 @@ from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
 
 if TYPE_CHECKING:
+    from tracekit.progress import Bar
     from tracekit.strategies import Strategy
 
 
@@ -348,12 +349,14 @@ def run_targets(
     targets: Iterable[str],
     stdout: TextIO = sys.stdout,
     stderr: TextIO | None = None,
+    progress: Bar | None = None,
 ) -> Summary:
     """Trace every target in ``targets``, one after another, each with its own identity
     (a new probe method: its own ICMP identifier or ports), and write each trace whole to
     every output as soon as it is finished. A target that fails gets one line on standard
     error and a record in the outputs (``end: "error"``), and the others go on; what stops
-    every trace (no privilege, a bad option, an internal error) stops the run."""
+    every trace (no privilege, a bad option, an internal error) stops the run. ``progress``
+    hears of every target done."""
     if request.cycles is not None:
         raise BadInput("continuous mode (-c, -r) traces one target; several targets: drop -c/-r")
     setup = _setup(pm, request, request.rate or BULK_RATE)
@@ -405,6 +408,8 @@ def run_targets(
                 finally:
                     for out, (_, buffer) in zip(lists, made, strict=True):
                         out.add(buffer)
+                    if progress is not None:
+                        progress.done(attempt.trace)
         finally:
             for out in lists:
                 out.close()

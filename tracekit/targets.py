@@ -7,6 +7,8 @@ still being written) costs no memory; see ``docs/bulk.md``.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -64,3 +66,20 @@ def in_shard(targets: Iterable[str], shard: tuple[int, int] | None) -> Iterator[
     for target in targets:
         if shard_of(target, n) == k:
             yield target
+
+
+def count_targets(
+    hosts: Iterable[str], path: str | None, shard: tuple[int, int] | None
+) -> int | None:
+    """How many targets a run will trace (for its progress bar): the hosts and those of the
+    file ``path``, in the shard; ``None`` when standard input or a pipe gives them (they are
+    read once, as the run goes)."""
+    if path is None:
+        return sum(1 for _ in in_shard(hosts, shard))
+    if path == "-" or not os.path.isfile(path):  # a pipe can be read once only
+        return None
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return sum(1 for _ in in_shard(itertools.chain(hosts, parse_lines(stream)), shard))
+    except OSError:
+        return None  # it will fail as the run opens it
