@@ -25,7 +25,6 @@ import compileall
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
+from peers import find_tool
 
 #: CPU per probe a continuous run may cost (the issue's target), in microseconds.
 TARGET_US = 100.0
@@ -126,21 +126,7 @@ def mtr_run(lab: Any, server: str, version: int, probe: str, count: int, interva
 
 def find_mtr(install: bool) -> tuple[str | None, str]:
     """The mtr command, installing Debian's ``mtr-tiny`` if missing and apt is usable."""
-    found = shutil.which("mtr")
-    if found:
-        return found, ""
-    if not install:
-        return None, "mtr is not installed (--no-install)"
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None, "mtr is not installed and apt-get is not usable here"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    attempts = [["apt-get", "install", "-y", "-q", "mtr-tiny"]]
-    attempts += [["apt-get", "update", "-q"], *attempts]
-    for command in attempts:
-        subprocess.run(command, capture_output=True, env=env)
-        if command[1] == "install" and shutil.which("mtr"):
-            return shutil.which("mtr"), "installed mtr-tiny with apt-get"
-    return None, "mtr is not installed and apt-get could not install mtr-tiny"
+    return find_tool("mtr", "mtr-tiny", install)
 
 
 def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:

@@ -7,7 +7,6 @@ hop K.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import subprocess
@@ -47,14 +46,9 @@ def lab() -> Iterator[Lab]:
 
     require(os.geteuid() == 0, "the namespace network needs root")
     with Lab(routers=ROUTERS, silent=[SILENT], ratelimit=0) as lab:
-        chain = ["client", *lab.router_names]
         for k in OWNERS:
             for version in (4, 6):
-                ip = ["ip", f"-{version}", "route"]
-                lab.exec(f"r{k}", [*ip, "add", "local", prefix(k, version), "dev", "lo"])
-                for before, after in itertools.pairwise(chain[: k + 1]):
-                    via = lab.address(after, version)
-                    lab.exec(before, [*ip, "add", prefix(k, version), "via", via])
+                lab.own_prefix(f"r{k}", prefix(k, version))
         yield lab
 
 

@@ -196,6 +196,18 @@ class Lab:
             hops.append(next(iter(choices)))
         return hops
 
+    def own_prefix(self, router: str, prefix: str) -> None:
+        """Make every address of ``prefix`` (IPv4 or IPv6) one of ``router``'s, routed to it
+        from the client: targets without number whose trace ends at ``router``
+        (``ip route add local``). A built lab only."""
+        version = 6 if ":" in prefix else 4
+        ip = ["ip", f"-{version}", "route"]
+        self.exec(router, [*ip, "add", "local", prefix, "dev", "lo"])
+        chain = self.path("client", router)
+        for before, after in itertools.pairwise(chain):
+            via = self._link_between(before, after).address(after, version)
+            self.exec(before, [*ip, "add", prefix, "via", via])
+
     def _link_between(self, a: str, b: str) -> Link:
         for link in self.links_of(a):
             if link.peer(a) == b:
