@@ -7,6 +7,8 @@ Plugin authors import :data:`hookimpl` from here::
 
 from __future__ import annotations
 
+import functools
+
 import pluggy
 
 __all__ = ["__version__", "hookimpl"]
@@ -20,6 +22,12 @@ def __getattr__(name: str) -> str:
     # import: ``tracekit --help`` must stay fast).
     if name != "__version__":
         raise AttributeError(f"module 'tracekit' has no attribute {name!r}")
+    return _version()
+
+
+@functools.cache
+def _version() -> str:
+    """The installed version, found once (each JSON report of a bulk run asks for it)."""
     from tracekit.entrypoints import distribution
 
     dist = distribution("tracekit")

@@ -332,7 +332,7 @@ def _trace_several(
     """Several targets, one after another: 0 if every one was reached, else 1."""
     from contextlib import ExitStack
 
-    from tracekit.progress import Bar, wanted
+    from tracekit.progress import Bar, is_terminal
     from tracekit.session import run_targets
     from tracekit.targets import count_targets, in_shard, open_targets, parse_lines
 
@@ -341,11 +341,11 @@ def _trace_several(
         if targets_file is not None:
             sources.append(parse_lines(stack.enter_context(open_targets(targets_file))))
         targets = in_shard((t for source in sources for t in source), shard)
-        if not wanted(sys.stderr):
+        if not is_terminal(sys.stderr):
             summary = run_targets(pm, request, targets)
         else:  # a terminal: a progress bar, with what goes to the terminal printed above it
             bar = stack.enter_context(Bar(sys.stderr, count_targets(hosts, targets_file, shard)))
-            stdout = bar.stream(sys.stdout) if sys.stdout.isatty() else sys.stdout
+            stdout = bar.stream(sys.stdout) if is_terminal(sys.stdout) else sys.stdout
             summary = run_targets(pm, request, targets, stdout, bar.stream(sys.stderr), bar)
     return EXIT_REACHED if summary.reached == summary.targets else EXIT_NOT_REACHED
 

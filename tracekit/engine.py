@@ -49,9 +49,9 @@ class Engine:
         self.quarantine = quarantine
         #: The cap on probes per second (``--rate``), shared with the run's other engines.
         self.rate = rate
-        #: A send was refused for want of the rate's tokens since the strategy last polled.
-        self._starved = False
-        self._starved_at = 0.0
+        #: When a send was refused for want of the rate's tokens, since the strategy last
+        #: polled (``None``: none was).
+        self._starved_at: float | None = None
         self._space = method.sequence_space
         self._held: dict[int, Probe] = {}
         self._resting: dict[int, float] = {}
@@ -70,7 +70,7 @@ class Engine:
 
     def due(self, now: float) -> list[Probe]:
         """Give up overdue probes and return those to send now (each with its ``packet``)."""
-        self._starved = False
+        self._starved_at = None
         self.strategy.poll(now)
         out, self._outbox = self._outbox, []
         return out
@@ -96,7 +96,7 @@ class Engine:
         """When the engine next needs :meth:`due` (epoch seconds); ``None``: only when
         something arrives."""
         wake = self.strategy.wakeup()
-        if self._starved and self.rate is not None:
+        if self._starved_at is not None and self.rate is not None:
             # Nothing can go before the rate allows it; what else is due then is due a
             # little late (at most one probe's interval), which no give-up time minds.
             ready = self.rate.ready_at(self._starved_at)
@@ -125,7 +125,7 @@ class Engine:
         if seq is None:
             return None
         if self.rate is not None and not self.rate.take(now):
-            self._starved, self._starved_at = True, now
+            self._starved_at = now
             return None
         probe = Probe(next(self._ids), ttl, flow, seq, round, sent=now)
         probe.packet = self.method.build(ttl, flow, seq)

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     from tracekit.model import Trace
 
 
-def wanted(stderr: TextIO) -> bool:
-    """Whether to show a bar: standard error is a terminal."""
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (a bar goes on standard error only if it is)."""
     try:
-        return stderr.isatty()
+        return stream.isatty()
     except (AttributeError, ValueError):
         return False
 
