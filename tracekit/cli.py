@@ -151,6 +151,9 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rate", type=click.FloatRange(0, min_open=True), metavar="PPS",
                      help=f"At most PPS probes a second, over all the targets, evenly "
                      f"spread (default: no cap for one target, {BULK_RATE:g} for several)."),
+        click.option("--parallel", type=click.IntRange(1, 10000), metavar="N",
+                     help="Several targets: trace N at once (default: a quarter of the "
+                     "rate, 16 to 1000)."),
         click.option("-n", "--numeric", is_flag=True, help="Show addresses only; no names."),
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6."),
@@ -296,6 +299,7 @@ def trace(
         interval=options["interval"],
         report=options["report"],
         rate=options["rate"],
+        parallel=options["parallel"],
         sockets=options["sockets"] or "auto",
         mda=mda,
         numeric=options["numeric"],

@@ -112,6 +112,11 @@ class Engine:
     def finished(self) -> bool:
         return self.strategy.finished
 
+    @property
+    def starved(self) -> bool:
+        """Whether the last :meth:`due` wanted to send more than the rate allowed."""
+        return self._starved_at is not None
+
     def stop(self, now: float) -> None:
         """End the run early (Ctrl-C): the strategy reports what it has and finishes."""
         self.strategy.stop(now)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,6 +26,7 @@ from tracekit.engine import Engine
 from tracekit.errors import BadInput, CannotProbe, NoPrivilege, TracekitError
 from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
 from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
+from tracekit.fleet import Fleet
 from tracekit.isolation import Isolated
 from tracekit.model import Hop, ProbeInfo, Trace
 from tracekit.outputs import Output, OutputTarget
@@ -32,7 +35,7 @@ from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry, notifier
 from tracekit.probes import ProbeContext, ProbeMethod, option_names
 from tracekit.resolve import resolve, source_for
-from tracekit.sockets import RawTransport
+from tracekit.sockets import RawTransport, privilege_hint, raw_sockets_allowed
 from tracekit.strategies.classic import Classic, Schedule
 from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
@@ -59,6 +62,9 @@ class TraceRequest:
     #: ``--rate``: at most this many probes a second, across every target; ``None``: no cap
     #: for one target, :data:`tracekit.pacing.BULK_RATE` for several.
     rate: float | None = None
+    #: Several targets: traces in flight at once (``--parallel``); ``None``: from the rate
+    #: (:func:`parallel_traces`).
+    parallel: int | None = None
     #: Multipath discovery (``--mda``): the confidence (0.95, 0.99); ``None``: off.
     mda: float | None = None
     #: ``"auto"`` (raw sockets where allowed, else unprivileged ones), ``"raw"`` or
@@ -154,43 +160,87 @@ def _setup(pm: PluginManager, request: TraceRequest, rate: float | None = None) 
 def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.stdout) -> Trace:
     """Run the trace ``request`` describes and return it; outputs are written as it goes."""
     setup = _setup(pm, request, request.rate)
-    return _trace(
-        pm, setup, request, request.target,
-        lambda stack: _open_outputs(request, setup.registry, stack, stdout),
-    )  # fmt: skip
+    opener = lambda stack: _open_outputs(request, setup.registry, stack, stdout)  # noqa: E731
+    tracing = _Tracing(pm, setup, request, request.target, opener)
+    try:
+        engine = tracing.open(_own_transport)
+        try:
+            for event in drive(engine, tracing.transport):
+                tracing.handle(event)
+        except KeyboardInterrupt:
+            for event in drain(engine):
+                tracing.handle(event)
+            raise
+    except TracekitError as exc:
+        tracing.fail(exc)
+        raise
+    finally:
+        tracing.close()
+    assert tracing.trace is not None
+    return tracing.trace
 
 
-class _Attempt:
-    """What became of one target: its trace, once probing began."""
+#: Makes a trace's transport: ``(stack, request, method, ip_version, address, source)``; what
+#: needs closing is put on the trace's ``stack``.
+TransportMaker = Callable[[ExitStack, "TraceRequest", ProbeMethod, int, str, str], Transport]
 
-    trace: Trace | None = None
+
+def _own_transport(
+    stack: ExitStack, request: TraceRequest, method: ProbeMethod, ip_version: int, address: str,
+    source: str,
+) -> Transport:  # fmt: skip
+    """A transport of the trace's own (one target)."""
+    chosen = _transport(request, method, ip_version, address, source)
+    stack.callback(chosen.close)
+    return chosen
 
 
-def _trace(
-    pm: PluginManager,
-    setup: _Setup,
-    request: TraceRequest,
-    target: str,
-    open_outputs: Callable[[ExitStack], list[_Sink]],
-    attempt: _Attempt | None = None,
-) -> Trace:
-    """Trace ``target``: resolve, open sockets, probe, and feed the outputs as it goes."""
-    address, ip_version = resolve(target, request.ip_version)
-    source = source_for(address, ip_version, request.interface, request.source)
-    context = ProbeContext(ip_version, source, address, dict(request.probe_options))
-    skip_scapy_routes()
+class _Tracing:
+    """One trace's life: :meth:`open` (resolve, probe method, sockets, outputs, the engine),
+    :meth:`handle` for each event, :meth:`close` (the verdicts, the hooks, the outputs'
+    ``finish``). Several can be alive at once (several targets)."""
 
-    with ExitStack() as stack:
+    def __init__(
+        self,
+        pm: PluginManager,
+        setup: _Setup,
+        request: TraceRequest,
+        target: str,
+        open_outputs: Callable[[ExitStack], list[_Sink]],
+    ) -> None:
+        self.pm = pm
+        self.setup = setup
+        self.request = request
+        self.target = target
+        self.open_outputs = open_outputs
+        self.stack = ExitStack()
+        #: Made once probing begins (after resolving, sockets and outputs).
+        self.trace: Trace | None = None
+        self.outputs: list[_Sink] = []
+        self.address = ""
+        self.packed_destination = b""
+
+    def open(self, make_transport: TransportMaker) -> Engine:
+        """Resolve the target, open what the trace needs, and start it; its engine.
+        Whatever fails here is a :class:`TracekitError` (call :meth:`close` all the same)."""
+        request, setup = self.request, self.setup
+        address, ip_version = resolve(self.target, request.ip_version)
+        source = source_for(address, ip_version, request.interface, request.source)
+        self.address = address
+        family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
+        self.packed_destination = socket.inet_pton(family, address)
+        context = ProbeContext(ip_version, source, address, dict(request.probe_options))
+        skip_scapy_routes()
+        stack = self.stack
         method = setup.probe_entry.factory(context)
         stack.callback(method.close)
         _check_options(request, option_names(method.options))
-        chosen = _transport(request, method, ip_version, address, source)
-        transport: Transport = chosen
-        stack.callback(chosen.close)
-        outputs = open_outputs(stack)
+        strategy = self.strategy = _strategy(request, method)
+        self.transport = make_transport(stack, request, method, ip_version, address, source)
+        self.outputs = outputs = self.open_outputs(stack)
         s = request.schedule
-        trace = Trace(
-            target=target,
+        self.trace = trace = Trace(
+            target=self.target,
             address=address,
             ip_version=ip_version,
             probe=ProbeInfo(request.probe, method.parameters()),
@@ -201,44 +251,37 @@ def _trace(
             settings=setup.settings,
             started=datetime.now(timezone.utc),
         )
-        if attempt is not None:
-            attempt.trace = trace
-
-        strategy: Strategy
-        if request.mda is not None:
-            if method.flows < 2:
-                raise BadInput(
-                    f"--mda needs probes that can vary their flow: {request.probe} probes "
-                    "cannot here (use --probe udp without --port, or icmp)"
-                )
-            strategy = Multipath(s, request.mda, method.flows)
+        if isinstance(strategy, Multipath):
             trace.confidence = request.mda
-        elif request.cycles is None:
-            strategy = Classic(s)
-        else:
-            strategy = Rounds(s, request.cycles, request.interval)
+        elif isinstance(strategy, Rounds):
             trace.cycles, trace.interval = request.cycles, request.interval
-        engine = Engine(method, strategy, rate=setup.rate)
-        run = _Run(pm, trace, outputs, strategy)
+        self.engine = engine = Engine(method, strategy, rate=setup.rate)
+        self.run = _Run(self.pm, trace, outputs, strategy)
         if not gc.get_freeze_count():
             # What start-up made (scapy, plugins) lives as long as the process: out of the
             # collector's way, a full collection in a long run costs little.
             gc.freeze()
-        try:
-            try:
-                pm.hook.tracekit_trace_started(trace=trace)
-                for sink in outputs:
-                    sink.call("start", trace)
-                for event in drive(engine, transport):
-                    run.handle(event)
-            except KeyboardInterrupt:
-                for event in drain(engine):
-                    run.handle(event)
-                raise
-        except TracekitError as exc:
-            trace.error = str(exc)
-            raise
-        finally:
+        self.pm.hook.tracekit_trace_started(trace=trace)
+        for sink in outputs:
+            sink.call("start", trace)
+        return engine
+
+    def handle(self, event: Event) -> None:
+        self.run.handle(event)
+
+    def fail(self, error: TracekitError) -> None:
+        """The trace cannot go on: ``error`` says why (in the trace, if it began)."""
+        if self.trace is not None:
+            self.trace.error = str(error)
+
+    def close(self) -> None:
+        """End the trace: the verdicts, ``tracekit_trace_finished``, the outputs' ``finish``,
+        and close what it opened."""
+        with self.stack:
+            trace = self.trace
+            if trace is None:
+                return
+            strategy = self.strategy
             if trace.end is None:  # an exception is on its way out
                 trace.end = "error"
             trace.reached = trace.end == "reached" or (
@@ -249,14 +292,28 @@ def _trace(
             trace.finished = datetime.now(timezone.utc)
             if isinstance(strategy, Multipath):
                 trace.links, trace.probes_sent = strategy.links(), strategy.sent
+            request = self.request
             if request.rules and trace.end != "error":
                 trace.expectations = evaluate(request.rules, trace, request.baseline)
-            pm.hook.tracekit_trace_finished(trace=trace)
-            for sink in outputs:
+            self.pm.hook.tracekit_trace_finished(trace=trace)
+            for sink in self.outputs:
                 sink.call("finish", trace)
             if trace.expectations:
                 _report_failures(trace)
-    return trace
+
+
+def _strategy(request: TraceRequest, method: ProbeMethod) -> Strategy:
+    s = request.schedule
+    if request.mda is not None:
+        if method.flows < 2:
+            raise BadInput(
+                f"--mda needs probes that can vary their flow: {request.probe} probes "
+                "cannot here (use --probe udp without --port, or icmp)"
+            )
+        return Multipath(s, request.mda, method.flows)
+    if request.cycles is None:
+        return Classic(s)
+    return Rounds(s, request.cycles, request.interval)
 
 
 def _report_failures(trace: Trace) -> None:
@@ -351,12 +408,12 @@ def run_targets(
     stderr: TextIO | None = None,
     progress: Bar | None = None,
 ) -> Summary:
-    """Trace every target in ``targets``, one after another, each with its own identity
-    (a new probe method: its own ICMP identifier or ports), and write each trace whole to
-    every output as soon as it is finished. A target that fails gets one line on standard
-    error and a record in the outputs (``end: "error"``), and the others go on; what stops
-    every trace (no privilege, a bad option, an internal error) stops the run. ``progress``
-    hears of every target done."""
+    """Trace every target in ``targets``, many at once (:mod:`tracekit.fleet`), each with
+    its own identity (a new probe method: its own ICMP identifier or ports), and write each
+    trace whole to every output as soon as it is finished. A target that fails gets one line
+    on standard error and a record in the outputs (``end: "error"``), and the others go on;
+    what stops every trace (no privilege, a bad option, an internal error) stops the run.
+    ``progress`` hears of every target done."""
     if request.cycles is not None:
         raise BadInput("continuous mode (-c, -r) traces one target; several targets: drop -c/-r")
     setup = _setup(pm, request, request.rate or BULK_RATE)
@@ -375,8 +432,19 @@ def run_targets(
             socket.if_nametoindex(request.interface)
         except OSError as exc:
             raise CannotProbe(f"no such interface: {request.interface}") from exc
+    if request.sockets != "unprivileged" and not raw_sockets_allowed():
+        if request.sockets == "raw":
+            raise NoPrivilege(privilege_hint())
+        print(
+            "tracekit: no privilege for raw sockets: tracing without it "
+            "(--unprivileged says so and skips this line)",
+            file=sys.stderr,
+        )
+        request = replace(request, sockets="unprivileged")
+    # Many traces at once: each sends its TTLs in a random order (yarrp's idea), so that no
+    # router gets the probes of every trace in one burst.
+    request = replace(request, schedule=replace(request.schedule, shuffle=True))
 
-    summary = Summary()
     with ExitStack() as stack:
         lists: list[_List] = []
         for entry, stream, path in entries:
@@ -387,38 +455,189 @@ def run_targets(
                 except OSError as exc:
                     raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
             lists.append(_List(entry, stream, path))
-        try:
+        for out in lists:
+            stack.callback(out.close)
+        bulk = _Bulk(pm, setup, request, lists, stderr or sys.stderr, progress)
+        stack.callback(bulk.close)
+        bulk.run(iter(targets))
+    return bulk.summary
+
+
+def parallel_traces(rate: float, asked: int | None = None) -> int:
+    """Traces in flight at once for several targets: ``asked`` (``--parallel``), else
+    enough to keep ``rate`` probes a second busy (a trace sends about a dozen probes and
+    lasts a round trip or so, a few with silent hops) without spreading the rate so thin
+    that no trace finishes: a quarter of the rate, at least 16, at most 1000."""
+    if asked is not None:
+        return asked
+    return max(16, min(1000, math.ceil(rate / 4)))
+
+
+class _Bulk:
+    """A run of several targets: traces in flight over shared raw sockets (a
+    :class:`~tracekit.fleet.Fleet`), or, without privilege, one after another; each written
+    whole to every output when it finishes, in the order they finish."""
+
+    def __init__(
+        self,
+        pm: PluginManager,
+        setup: _Setup,
+        request: TraceRequest,
+        lists: list[_List],
+        stderr: TextIO,
+        progress: Bar | None,
+    ) -> None:
+        self.pm, self.setup, self.request = pm, setup, request
+        self.lists = lists
+        self.stderr = stderr
+        self.progress = progress
+        self.summary = Summary()
+        self.fleet = Fleet(rate=setup.rate)
+        self.parallel = parallel_traces(setup.rate.pps if setup.rate else BULK_RATE,
+                                        request.parallel)  # fmt: skip
+        #: The run's raw transports, by (IP version, source address).
+        self._shared: dict[tuple[int, str], RawTransport] = {}
+        self._alive: set[_Lane] = set()
+
+    def run(self, targets: Iterator[str]) -> None:
+        if self.request.sockets == "unprivileged":
             for target in targets:
-                summary.targets += 1
-                made = [out.sink(request.numeric) for out in lists]
-                sinks = [sink for sink, _ in made]
-                attempt = _Attempt()
-                try:
-                    trace = _trace(pm, setup, request, target, _given(sinks), attempt)
-                    summary.reached += trace.reached
-                except NoPrivilege:
-                    raise
-                except TracekitError as exc:
-                    summary.failed += 1
-                    print(f"tracekit: {target}: {exc}", file=stderr or sys.stderr, flush=True)
-                    if attempt.trace is None:  # nothing was traced: a record of the failure
-                        failed = _failed_trace(setup, request, target, str(exc))
-                        for sink in sinks:
-                            sink.call("finish", failed)
-                finally:
-                    for out, (_, buffer) in zip(lists, made, strict=True):
-                        out.add(buffer)
-                    if progress is not None:
-                        progress.done(attempt.trace)
+                self._one_by_one(target)
+            return
+        fleet = self.fleet
+        more = True
+        try:
+            while True:
+                while more and len(fleet) < self.parallel:
+                    chosen = next(targets, None)
+                    if chosen is None:
+                        more = False
+                    else:
+                        self._start(chosen)
+                if not len(fleet):
+                    if not more:
+                        return
+                    continue
+                fleet.step()
+        except KeyboardInterrupt:
+            fleet.stop(time.time())
+            raise
+
+    def close(self) -> None:
+        """Close what is still open (an exception is on its way out)."""
+        for lane in list(self._alive):
+            self._end(lane)
+        for transport in self._shared.values():
+            transport.close()
+        self._shared.clear()
+
+    def _lane(self, target: str) -> _Lane:
+        self.summary.targets += 1
+        made = [out.sink(self.request.numeric) for out in self.lists]
+        sinks = [sink for sink, _ in made]
+        tracing = _Tracing(self.pm, self.setup, self.request, target, lambda stack: sinks)
+        lane = _Lane(self, tracing, [buffer for _, buffer in made])
+        self._alive.add(lane)
+        return lane
+
+    def _start(self, target: str) -> None:
+        lane = self._lane(target)
+        try:
+            lane.engine = lane.tracing.open(self._shared_transport)
+        except NoPrivilege:
+            raise
+        except TracekitError as exc:
+            self._end(lane, exc)
+            return
+        transport = lane.tracing.transport
+        assert isinstance(transport, RawTransport)
+        lane.transport = transport
+        self.fleet.add(lane)
+
+    def _one_by_one(self, target: str) -> None:
+        lane = self._lane(target)
+        tracing = lane.tracing
+        try:
+            engine = tracing.open(_own_transport)
+            try:
+                for event in drive(engine, tracing.transport):
+                    tracing.handle(event)
+            except KeyboardInterrupt:
+                for event in drain(engine):
+                    tracing.handle(event)
+                raise
+        except NoPrivilege:
+            raise  # and close() ends it
+        except TracekitError as exc:
+            self._end(lane, exc)
+            return
+        self._end(lane)
+
+    def _shared_transport(
+        self, stack: ExitStack, request: TraceRequest, method: ProbeMethod, ip_version: int,
+        address: str, source: str,
+    ) -> Transport:  # fmt: skip
+        key = (ip_version, source)
+        transport = self._shared.get(key)
+        if transport is None:
+            transport = self._shared[key] = RawTransport(
+                ip_version, None, source, method.extra_protocols, request.interface
+            )
+            self.fleet.add_transport(transport)
+        return transport
+
+    def _end(self, lane: _Lane, error: TracekitError | None = None) -> None:
+        """``lane`` is over (``error``: it failed): close it, write its records, count it."""
+        if lane not in self._alive:
+            return
+        self._alive.discard(lane)
+        tracing = lane.tracing
+        summary = self.summary
+        if error is not None:
+            summary.failed += 1
+            print(f"tracekit: {tracing.target}: {error}", file=self.stderr, flush=True)
+            tracing.fail(error)
+        try:
+            tracing.close()
+            if tracing.trace is None:  # nothing was traced: a record of the failure
+                failed = _failed_trace(self.setup, self.request, tracing.target, str(error))
+                for sink in tracing.outputs or tracing.open_outputs(tracing.stack):
+                    sink.call("finish", failed)
+            else:
+                summary.reached += tracing.trace.reached
         finally:
-            for out in lists:
-                out.close()
-    return summary
+            for out, buffer in zip(self.lists, lane.buffers, strict=True):
+                out.add(buffer)
+            if self.progress is not None:
+                self.progress.done(tracing.trace)
 
 
-def _given(sinks: list[_Sink]) -> Callable[[ExitStack], list[_Sink]]:
-    """Outputs made already (several targets), for :func:`_trace`."""
-    return lambda stack: sinks
+class _Lane:
+    """One trace of a run of several targets, as the fleet drives it."""
+
+    engine: Engine
+    transport: RawTransport
+
+    def __init__(self, bulk: _Bulk, tracing: _Tracing, buffers: list[_Buffer]) -> None:
+        self.bulk = bulk
+        self.tracing = tracing
+        self.buffers = buffers
+
+    @property
+    def packed_destination(self) -> bytes:
+        return self.tracing.packed_destination
+
+    def send(self, data: bytes) -> float:
+        return self.transport.send_to(data, self.tracing.address)
+
+    def handle(self, event: Event) -> None:
+        self.tracing.handle(event)
+
+    def failed(self, error: TracekitError) -> None:
+        self.bulk._end(self, error)
+
+    def finished(self) -> None:
+        self.bulk._end(self)
 
 
 def _failed_trace(setup: _Setup, request: TraceRequest, target: str, error: str) -> Trace:

@@ -39,6 +39,17 @@ def privilege_hint() -> str:
     )
 
 
+def raw_sockets_allowed() -> bool:
+    """Whether this process may open raw sockets (root, or ``CAP_NET_RAW``)."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
+    except PermissionError:
+        return False
+    except OSError:
+        return True  # refused for another reason: opening the real ones will say which
+    return True
+
+
 def _open(family: int, proto: int) -> socket.socket:
     try:
         return socket.socket(family, socket.SOCK_RAW, proto)
@@ -49,7 +60,8 @@ def _open(family: int, proto: int) -> socket.socket:
 
 
 class RawTransport:
-    """Sends probe packets to one destination and receives packets of chosen protocols."""
+    """Sends probe packets to one destination (or, shared by the traces of a run, to any:
+    :meth:`send_to`) and receives packets of chosen protocols."""
 
     #: Every packet received carries the kernel's arrival time (``SO_TIMESTAMPNS``).
     stamped = True
@@ -57,7 +69,7 @@ class RawTransport:
     def __init__(
         self,
         ip_version: int,
-        destination: str,
+        destination: str | None,
         local: str,
         protocols: tuple[int, ...] = (),
         interface: str | None = None,
@@ -107,21 +119,31 @@ class RawTransport:
             sock.setsockopt(IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
 
     def send(self, data: bytes) -> float:
-        """Send one whole IP packet to the destination; return the send time.
+        """Send one whole IP packet to the destination; return the send time."""
+        assert self.destination is not None, "a shared transport sends with send_to"
+        return self.send_to(data, self.destination)
+
+    def send_to(self, data: bytes, destination: str) -> float:
+        """Send one whole IP packet to ``destination``; return the send time.
 
         The time is taken just before the packet is handed to the kernel: on a fast path the
         answer can arrive (and be timestamped) before ``sendto`` returns.
         """
         sent = time.time()
         try:
-            self._sender.sendto(data, (self.destination, 0))
+            self._sender.sendto(data, (destination, 0))
         except OSError as exc:
             if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                raise CannotProbe(f"no route to {self.destination}") from exc
+                raise CannotProbe(f"no route to {destination}") from exc
             if exc.errno == errno.EPERM:
                 raise NoPrivilege(privilege_hint()) from exc
-            raise CannotProbe(f"cannot send to {self.destination}: {exc.strerror}") from exc
+            raise CannotProbe(f"cannot send to {destination}: {exc.strerror}") from exc
         return sent
+
+    @property
+    def receivers(self) -> list[socket.socket]:
+        """The sockets answers arrive on (for a driver that waits on several transports)."""
+        return list(self._receivers)
 
     def receive(self, timeout: float) -> list[Received]:
         """Wait up to ``timeout`` seconds for packets; return all that are queued (with no
@@ -132,15 +154,21 @@ class RawTransport:
             ready = list(self._receivers)
         out: list[Received] = []
         for sock in ready:
-            while True:
-                try:
-                    data, ancillary, _flags, addr = sock.recvmsg(65535, 256)
-                except (BlockingIOError, InterruptedError):
-                    break
-                received = self._received(data, ancillary, addr[0], self._receivers[sock])
-                if received is not None:
-                    out.append(received)
+            out += self.read(sock)
         return out
+
+    def read(self, sock: socket.socket) -> list[Received]:
+        """All that is queued on ``sock``, one of :attr:`receivers`."""
+        out: list[Received] = []
+        proto = self._receivers[sock]
+        while True:
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(65535, 256)
+            except (BlockingIOError, InterruptedError):
+                return out
+            received = self._received(data, ancillary, addr[0], proto)
+            if received is not None:
+                out.append(received)
 
     def _received(
         self, data: bytes, ancillary: list[tuple[int, int, bytes]], address: str, proto: int

@@ -14,6 +14,7 @@ unanswered ones were withheld (an ICMP rate limit), not lost: they are marked
 from __future__ import annotations
 
 import bisect
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,20 @@ class Schedule:
     send_interval: float = 0.0
     #: Least time between two probes with the same TTL, in seconds.
     hop_interval: float = 0.0
+    #: Send each window's worth of probes in a random order of TTLs, not TTL by TTL (as
+    #: yarrp does), so the probes of many traces at once do not reach one router in bursts.
+    shuffle: bool = False
+
+
+def shuffled(pending: list[int], block: int) -> list[int]:
+    """``pending`` with each run of ``block`` entries in a random order."""
+    rng = random.Random()
+    out: list[int] = []
+    for i in range(0, len(pending), block):
+        part = pending[i : i + block]
+        rng.shuffle(part)
+        out += part
+    return out
 
 
 class Classic(Strategy):
@@ -49,6 +64,8 @@ class Classic(Strategy):
         self.schedule = s = schedule
         #: TTLs still to probe, one entry per probe, in order.
         self._pending = [ttl for ttl in range(s.first_ttl, s.max_ttl + 1) for _ in range(s.queries)]
+        if s.shuffle:
+            self._pending = shuffled(self._pending, s.window)
         self._at: dict[int, list[Probe]] = {}
         self._in_flight: list[Probe] = []
         #: Ids of answered probes, in order, with their round trips: for NEAR.
@@ -73,7 +90,9 @@ class Classic(Strategy):
         kept: list[int] = []
         pending = iter(self._pending)
         for ttl in pending:
-            if len(self._in_flight) >= self.schedule.window or ttl > self.end_ttl:
+            if ttl > self.end_ttl:
+                continue  # past the destination: never sent (the end only comes nearer)
+            if len(self._in_flight) >= self.schedule.window:
                 kept.append(ttl)
                 break
             if self._earliest(ttl) > now:
