@@ -37,7 +37,8 @@ HOSTILE_NAMES = {
     "server": "</script><script>document.title='pwned-script'</script>\"'",
 }
 HOSTILE_ORG = "Evil\x1b[31m\u202e Org ${document.title='pwned-org'} <img src=x onerror=alert(1)>"
-HOSTILE_CITY = "`${document.title='pwned-city'}`"
+# Braces: folium renders the page with Jinja, which must never read the data as a template.
+HOSTILE_CITY = "`${document.title='pwned-city'}` {{ 7*7 }} {% raw %} {#"
 
 # Runs after the page: records script errors and the text of every popup and tooltip.
 HARNESS = """
@@ -166,14 +167,15 @@ def contrast(colour: str, background: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-def render(page: Path, screenshot: Path) -> Dom:
-    """Open ``page`` in headless Chromium without any network; return the DOM after JS."""
+def render(page: Path, screenshot: Path, collect: str = COLLECT) -> Dom:
+    """Open ``page`` in headless Chromium without any network; return the DOM after JS
+    (``collect``: scripts run after the page's, that record what the test needs)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.fail("Chromium is needed to check the map (apt install chromium)")
     harnessed = page.with_name("harnessed-" + page.name)
     html = page.read_text()
-    harnessed.write_text(html.replace("<head>", "<head>" + HARNESS, 1) + COLLECT)
+    harnessed.write_text(html.replace("<head>", "<head>" + HARNESS, 1) + collect)
     profile = page.parent / "chromium-profile"
     base = [
         "unshare", "-n", chromium, "--headless", "--no-sandbox", "--disable-gpu",

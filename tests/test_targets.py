@@ -146,7 +146,6 @@ def test_no_target_at_all_is_a_usage_error() -> None:
     [
         (["--shard", "5/4"], "K must be between 1 and N"),
         (["-c", "3"], "continuous mode (-c, -r) traces one target"),
-        (["--format", "map"], "output 'map' shows one trace"),
         (["--targets", "/nonexistent/list"], "cannot read /nonexistent/list"),
     ],
 )

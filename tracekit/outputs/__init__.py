@@ -51,9 +51,10 @@ class Output(ABC):
     list_start: ClassVar[str] = ""
     #: Written between two records of several.
     list_separator: ClassVar[str] = ""
-    #: Written after the last record of several.
+    #: Written after the last record of several (even when there are none). The map's parts
+    #: are made when first read (a descriptor), so a subclass may make them lazily too.
     list_end: ClassVar[str] = ""
-    #: ``False`` for an output that can show only one trace per stream (the map, for now).
+    #: ``False`` for an output that can show only one trace per stream.
     several_traces: ClassVar[bool] = True
 
     def __init__(self, target: OutputTarget) -> None:

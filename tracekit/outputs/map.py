@@ -4,17 +4,33 @@ The page works offline: Leaflet is inlined, and a world outline (Natural Earth l
 the route, so it reads as a map even when no tiles can be fetched. Text from the network
 (reverse DNS names, ASN organisations, database strings) never reaches the page as markup:
 it travels as JSON data, escaped for a ``<script>`` block, and is put into the page with
-``textContent`` only.
+``textContent`` only. Nor is it ever read as a template: folium (Jinja) renders the page
+first, and the data is put into it after.
 
 In continuous mode (``-c``) each hop is coloured by its forwarding loss (:func:`loss_colour`)
 and the popups and the side panel show its statistics (Loss%, Snt, Lim%, round trips,
 jitter), and those of each responder where a hop has several.
+
+Several targets (``tracekit A B C --out map.html``) make one page with a route each, framed
+as every output's list of traces is (:class:`tracekit.outputs.Output`): ``list_start`` is
+the page up to the routes (Leaflet, styles, the drawing code, the title box and panel), each
+trace's record is a ``<script type="application/json" class="tracekit-route">`` block of its
+:func:`map_data`, and ``list_end`` is the script that reads every block and draws them all
+(:func:`several_page`), so the traces may come in any order. Each route has a colour of its
+own; an address on several routes (a shared router) is one marker, whose popup lists the
+routes and TTLs it is on; a target that failed is listed in the panel as failed.
+
+A multipath trace (``--mda``) is drawn as its graph: a marker for every interface of every
+hop, and a line for every link found between two interfaces (:func:`link_segments`), instead
+of one line through the hops.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
@@ -47,6 +63,16 @@ RTT_LEGEND = "Numbers: TTL. Colour: round-trip time, green (fastest) to red (slo
 LOSS_LEGEND = (
     "Numbers: TTL. Colour: forwarding loss of the hop: green none, amber under 5 %, orange "
     "under 20 %, red 20 % or more. Answers withheld by a rate limit (Lim%) are not loss. " + _SHAPES
+)
+MULTIPATH_LEGEND = (
+    "Multipath (--mda): a marker for every interface of a hop, a line for every link found."
+)
+SEVERAL_LEGEND = (
+    "Numbers: TTL. Each route has its colour (above), its line and its markers; a white "
+    "marker is on several routes (its popup lists them). Open circle: start; ringed: "
+    "destination. Solid line: a measured link; dashed grey: hops between left out (silent, "
+    "or without a location). Multipath traces (--mda): a marker for every interface, a line "
+    "for every link found."
 )
 
 
@@ -139,8 +165,9 @@ def host_summary(stats: RttStats | None) -> list[str]:
     return [f"{answers}: {_rtt_line(stats)}", _jitter_line(stats)]
 
 
-def map_data(trace: Trace) -> dict[str, Any]:
-    """Everything the page shows, as plain data."""
+def _hops_and_points(trace: Trace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every hop as the panel lists it, and every located address of every hop (each
+    interface of a multipath hop) as a marker shows it, in TTL order."""
     rtts = [p.rtt_ms for h in trace.hops for p in h.probes if p.rtt_ms is not None]
     slowest = max(rtts, default=0.0)
     continuous = trace.continuous
@@ -165,43 +192,145 @@ def map_data(trace: Trace) -> dict[str, Any]:
                 role = "destination" if host.address == trace.address else "hop"
                 points.append({**info, "ttl": hop.ttl, "role": role, "hop": summary})
         hops.append({"ttl": hop.ttl, "hosts": hosts, "stats": summary})
-    origin = None
+    return hops, points
+
+
+def _origin(trace: Trace) -> dict[str, Any] | None:
+    """The start marker: ``--origin``, or where the database places our own address."""
     if trace.settings.get("origin"):
         lat, lon = trace.settings["origin"]
-        origin = {"lat": lat, "lon": lon, "label": f"start: {trace.source} (--origin)"}
-    elif trace.source_host is not None and trace.source_host.location is not None:
+        return {"lat": lat, "lon": lon, "label": f"start: {trace.source} (--origin)"}
+    if trace.source_host is not None and trace.source_host.location is not None:
         location = trace.source_host.location
-        origin = {
+        return {
             "lat": location.latitude,
             "lon": location.longitude,
             "label": printable(f"start: {trace.source} ({_place(location)})"),
         }
-    databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
+    return None
+
+
+def _segment(a: tuple[int, float, float], b: tuple[int, float, float]) -> dict[str, Any]:
+    """The line from stop ``a`` to stop ``b`` (``(ttl, lat, lon)``; the start is TTL 0):
+    ``bridged`` when hops between them (silent, or without a location) are left out."""
+    return {"from": [a[1], a[2]], "to": [b[1], b[2]], "bridged": b[0] - a[0] > 1}
+
+
+def chain_segments(origin: dict[str, Any] | None, points: list[dict[str, Any]]) -> list[Any]:
+    """A route without multipath discovery: one line from the start through the located
+    addresses in TTL order (several at one TTL in the order they first answered)."""
     stops = ([(0, origin["lat"], origin["lon"])] if origin else []) + [
         (p["ttl"], p["lat"], p["lon"]) for p in points
     ]
-    segments = [
-        {"from": [a[1], a[2]], "to": [b[1], b[2]], "bridged": b[0] - a[0] > 1}
-        for a, b in itertools.pairwise(stops)
+    return [_segment(a, b) for a, b in itertools.pairwise(stops)]
+
+
+#: An interface of a multipath trace: ``(ttl, address)``; ``None`` is the start.
+_Node = tuple[int, str] | None
+
+
+def _successors(trace: Trace) -> dict[_Node, list[tuple[int, str]]]:
+    """Who follows whom in a multipath trace: its links; the start before every interface of
+    the first hop that answered; and, over silent hops (where no link can be seen), every
+    interface of the hop before to every interface of the next that answered."""
+    after: dict[_Node, list[tuple[int, str]]] = {}
+    for link in trace.links or []:
+        after.setdefault((link.ttl, link.source), []).append((link.ttl + 1, link.target))
+    answered = [hop for hop in trace.hops if hop.hosts]
+    if answered:
+        after[None] = [(answered[0].ttl, address) for address in answered[0].hosts]
+    for hop, following in itertools.pairwise(answered):
+        if following.ttl > hop.ttl + 1:
+            nexts = [(following.ttl, address) for address in following.hosts]
+            for address in hop.hosts:
+                after.setdefault((hop.ttl, address), []).extend(nexts)
+    return after
+
+
+def _reached(
+    start: _Node, after: dict[_Node, list[tuple[int, str]]], located: set[tuple[int, str]]
+) -> Iterator[tuple[int, str]]:
+    """The located interfaces that follow ``start``, passing through unlocated ones."""
+    todo, seen = list(after.get(start, [])), set()
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node in located:
+            yield node
+        else:
+            todo.extend(after.get(node, []))
+
+
+def link_segments(trace: Trace, origin: dict[str, Any] | None, points: list[Any]) -> list[Any]:
+    """A multipath trace: a line for every link between two located interfaces, and from
+    the start to the first hop's; a dashed bridge where unlocated interfaces or silent hops
+    lie between two located ones."""
+    where: dict[_Node, tuple[int, float, float]] = {
+        (p["ttl"], p["address"]): (p["ttl"], p["lat"], p["lon"]) for p in points
+    }
+    if origin is not None:
+        where[None] = (0, origin["lat"], origin["lon"])
+    after = _successors(trace)
+    located = {node for node in where if node is not None}
+    return [
+        _segment(stop, where[node])
+        for start, stop in where.items()
+        for node in sorted(_reached(start, after, located))
     ]
+
+
+def _status(trace: Trace) -> str:
+    if trace.end == "error" and trace.address is None:
+        return "failed"
+    return {"reached": "reached", "unreachable": "unreachable"}.get(trace.end or "", "not reached")
+
+
+def _subtitle(trace: Trace) -> str:
     started = trace.started.strftime("%Y-%m-%d %H:%M:%S UTC") if trace.started else ""
-    status = {"reached": "reached", "unreachable": "unreachable"}.get(
-        trace.end or "", "not reached"
-    )
-    subtitle = f"{trace.probe.method} probes, {started}, {status}"
-    if continuous:
+    subtitle = f"{trace.probe.method} probes, {started}, {_status(trace)}"
+    if trace.links is not None:
+        subtitle += f", multipath: {len(trace.links)} links"
+    if trace.continuous:
         rounds = "1 round" if trace.rounds == 1 else f"{trace.rounds} rounds"
         subtitle += f", {rounds} every {trace.interval:g} s"
+    return subtitle
+
+
+def _legend(trace: Trace) -> str:
+    legend = LOSS_LEGEND if trace.continuous else RTT_LEGEND
+    return legend + (" " + MULTIPATH_LEGEND if trace.links is not None else "")
+
+
+def map_data(trace: Trace) -> dict[str, Any]:
+    """Everything the page shows of one trace, as plain data."""
+    hops, points = _hops_and_points(trace)
+    origin = _origin(trace)
+    if trace.links is not None:
+        segments = link_segments(trace, origin, points)
+    else:
+        segments = chain_segments(origin, points)
+    databases = [d for d in (trace.annotations.get("geoip") or {}).values() if d]
     return {
         "title": f"tracekit: {printable(trace.target)} ({trace.address})",
-        "subtitle": subtitle,
-        "continuous": continuous,
-        "legend": LOSS_LEGEND if continuous else RTT_LEGEND,
+        "subtitle": _subtitle(trace),
+        "target": printable(trace.target),
+        "address": trace.address,
+        "method": trace.probe.method,
+        "started": trace.started.isoformat() if trace.started else None,
+        #: ``reached``, ``unreachable``, ``not reached``, or ``failed`` (before probing).
+        "status": _status(trace),
+        "error": _text(trace.error),
+        "continuous": trace.continuous,
+        "legend": _legend(trace),
         "hops": hops,
         "points": points,
         "origin": origin,
-        #: The route between the start and the located hops, in TTL order: a segment is
-        #: ``bridged`` when hops between its ends (silent, or without a location) are left out.
+        #: Multipath discovery: how many links were found; ``None`` for other traces.
+        "links": len(trace.links) if trace.links is not None else None,
+        #: The lines between the start and the located hops: ``bridged`` when hops between
+        #: its ends (silent, or without a location) are left out.
         "segments": segments,
         "databases": [printable(f"{d['type']}: {d['description']}") for d in databases],
         "message": None if points else _no_locations(trace),
@@ -233,8 +362,17 @@ def _credits(trace: Trace) -> list[str]:
     return [credit_html(credit) for credit in trace.credits]
 
 
-def render(trace: Trace) -> str:
-    """The map page as one self-contained HTML document."""
+#: Where the records of several traces go in the several-trace page (:func:`several_page`).
+ROUTES_MARK = "<!-- tracekit: the routes -->"
+#: Where the drawing goes in the page's script, once folium has rendered it (:func:`_page`).
+DRAWING_MARK = "/* tracekit: the drawing */"
+
+
+def _page(drawing: Callable[[str], str], routes: bool = False) -> str:
+    """The map page as one self-contained HTML document: Leaflet, the styles and the
+    drawing code, the title box and the panel, and a map that ``drawing(name)`` (JavaScript;
+    ``name`` is the map's variable) draws once the page is parsed. ``routes``: with
+    :data:`ROUTES_MARK` in the body, where records of traces may go."""
     import folium
     from branca.element import Element, MacroElement
     from jinja2 import Template
@@ -244,38 +382,96 @@ def render(trace: Trace) -> str:
     page.default_css = []
     root: Any = page.get_root()  # a branca Figure
     header = root.header
-    from importlib.resources import files  # here: tracekit --help loads this module
-
-    assets = files("tracekit.outputs") / "mapassets"
+    assets = _assets()
     header.add_child(Element(f"<style>{(assets / 'leaflet.css').read_text()}</style>"))
     header.add_child(Element(f"<script>{(assets / 'leaflet.js').read_text()}</script>"))
     header.add_child(Element(f"<style>{STYLE}</style>"))
-    root.html.add_child(Element('<div id="tracekit-title"></div><div id="tracekit-panel"></div>'))
-    route = MacroElement()  # type: ignore[no-untyped-call]
-    route._name = "TracekitRoute"
-    route._template = Template(
-        "{% macro script(this, kwargs) %}"
-        "var tracekitData = " + script_json(map_data(trace)) + ";\n"
-        "var tracekitLand = " + (assets / "land-110m.geojson").read_text() + ";\n"
-        "var tracekitCredits = " + script_json(_credits(trace)) + ";\n"
-        "var tracekitTiles = " + script_json({"url": TILES, "credit": TILES_CREDIT}) + ";\n"
-        "tracekitDraw({{ this._parent.get_name() }}, tracekitData, tracekitLand,"
-        " tracekitCredits, tracekitTiles);\n"
-        "{% endmacro %}"
+    skeleton = '<div id="tracekit-title"></div><div id="tracekit-panel"></div>'
+    root.html.add_child(Element(skeleton + (f"\n{ROUTES_MARK}\n" if routes else "")))
+    script = MacroElement()  # type: ignore[no-untyped-call]
+    script._name = "TracekitRoute"
+    script._template = Template(
+        "{% macro script(this, kwargs) %}" + DRAWING_MARK + "{% endmacro %}"
     )
-    page.add_child(route)
+    page.add_child(script)
     header.add_child(Element(f"<script>{SCRIPT}</script>"))
     html: str = root.render()
-    return html
+    # The drawing, with the data, only now: branca reads what a script macro gives as a
+    # template again, and text from the network ("{{", "{#") is never Jinja's to read.
+    return html.replace(DRAWING_MARK, drawing(page.get_name()), 1)
+
+
+def _assets() -> Any:
+    from importlib.resources import files  # here: tracekit --help loads this module
+
+    return files("tracekit.outputs") / "mapassets"
+
+
+def _land() -> str:
+    """The world's land (Natural Earth), GeoJSON."""
+    land: str = (_assets() / "land-110m.geojson").read_text()
+    return land
+
+
+def render(trace: Trace) -> str:
+    """The map page of one trace, as one self-contained HTML document."""
+    data, credits = script_json(map_data(trace)), script_json(_credits(trace))
+    tiles = script_json({"url": TILES, "credit": TILES_CREDIT})
+
+    def drawing(name: str) -> str:
+        return (
+            f"var tracekitData = {data};\nvar tracekitLand = {_land()};\n"
+            f"var tracekitCredits = {credits};\nvar tracekitTiles = {tiles};\n"
+            f"tracekitDraw({name}, tracekitData, tracekitLand, tracekitCredits, tracekitTiles);\n"
+        )
+
+    return _page(drawing)
+
+
+@functools.cache
+def several_page() -> tuple[str, str]:
+    """The page of several traces, around their records (:func:`route_record`): what
+    comes before them (the head, the title box and the panel) and after them (the script
+    that reads every record and draws them all, then the end of the page)."""
+    tiles = script_json({"url": TILES, "credit": TILES_CREDIT})
+    legend = script_json(SEVERAL_LEGEND)
+    html = _page(
+        lambda name: f"tracekitDrawSeveral({name}, {_land()}, {tiles}, {legend});\n",
+        routes=True,
+    )
+    start, end = html.split(ROUTES_MARK)
+    return start, end
+
+
+def route_record(trace: Trace) -> str:
+    """One trace of several: its :func:`map_data` and credits, in a JSON script block."""
+    data = script_json({**map_data(trace), "credits": _credits(trace)})
+    return f'<script type="application/json" class="tracekit-route">{data}</script>\n'
+
+
+class _PagePart:
+    """``list_start`` or ``list_end`` of :class:`MapOutput`: a part of :func:`several_page`,
+    made when first read (the module loads for ``tracekit --help``, folium only for a
+    map)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __get__(self, instance: object, owner: type | None = None) -> str:
+        return several_page()[self.index]
 
 
 class MapOutput(Output):
-    """Writes the map when the trace is finished."""
+    """Writes the map when the trace is finished; several traces (several targets) as one
+    page with a route each."""
 
-    several_traces = False  # one route per map, for now
+    several_traces = True
+    list_start = _PagePart(0)
+    list_end = _PagePart(1)
 
     def finish(self, trace: Trace) -> None:
-        self.target.stream.write(render(trace))
+        several = self.target.several
+        self.target.stream.write(route_record(trace) if several else render(trace))
         self.target.stream.flush()
 
 
@@ -327,10 +523,26 @@ STYLE = """
   box-sizing: border-box; border-radius: 50%; border: 1px solid #333; color: #000;
   font: bold 12px/1 system-ui, sans-serif; }
 .tracekit-marker.tracekit-destination { border: 3px solid #000; }
+.tracekit-marker.tracekit-own { color: #fff; }
+.tracekit-marker.tracekit-shared { background: #fff; color: #000; }
+.tracekit-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
+  border-radius: 2px; vertical-align: baseline; box-sizing: border-box; }
+.tracekit-swatch.tracekit-none { border: 1px solid #777; }
+#tracekit-panel .route { padding: 4px 0; border-bottom: 1px solid #ddd; }
+#tracekit-panel .route .failed { color: #a40000; }
+#tracekit-panel summary { cursor: pointer; color: #333; }
+#tracekit-panel details .hop { padding-left: 4px; }
 .leaflet-container { background: #cfe3f2; }
 """
 
 SCRIPT = r"""
+// Route colours, dark enough for white text on a marker (contrast 4.5:1 or more).
+var TRACEKIT_COLOURS = ['#1f4fbf', '#b3400b', '#1a7a3c', '#8e2c8e', '#a8123e', '#006d77',
+  '#6b4c1e', '#4b5a00'];
+function tracekitColour(index) {
+  if (index < TRACEKIT_COLOURS.length) { return TRACEKIT_COLOURS[index]; }
+  return 'hsl(' + Math.round(index * 137.508) % 360 + ', 65%, 26%)';  // golden angle
+}
 function tracekitLine(parent, text, className) {
   var div = document.createElement('div');
   div.textContent = text;
@@ -338,81 +550,194 @@ function tracekitLine(parent, text, className) {
   parent.appendChild(div);
   return div;
 }
-function tracekitDescribe(host) {
+function tracekitSwatch(parent, colour) {  // no colour: a route with nothing to draw
+  var swatch = document.createElement('span');
+  swatch.className = 'tracekit-swatch' + (colour ? '' : ' tracekit-none');
+  if (colour) { swatch.style.background = colour; }
+  parent.appendChild(swatch);
+}
+function tracekitRtts(rtts) {
+  return 'RTT ' + rtts.map(function (r) { return r.toFixed(3); }).join(' / ') + ' ms';
+}
+function tracekitDescribe(host, noRtts) {
   var lines = [];
   var named = host.name && host.name !== host.address;
   lines.push(host.address + (named ? ' (' + host.name + ')' : ''));
   if (host.asn) { lines.push(host.asn + (host.org ? ' ' + host.org : '')); }
   if (host.place) { lines.push(host.place); }
-  if (host.rtts && host.rtts.length) {
-    lines.push('RTT ' + host.rtts.map(function (r) { return r.toFixed(3); }).join(' / ') + ' ms');
-  }
+  if (!noRtts && host.rtts && host.rtts.length) { lines.push(tracekitRtts(host.rtts)); }
   return lines.concat(host.stats || []);
 }
-function tracekitPopup(point) {
+function tracekitUnique(values) {
+  return values.filter(function (value, i) { return values.indexOf(value) === i; });
+}
+// One address on the map, with every route and TTL it was seen on (a shared router).
+function tracekitPlaces(routes) {
+  var byAddress = Object.create(null), places = [];
+  routes.forEach(function (route) {
+    route.data.points.forEach(function (point) {
+      var place = byAddress[point.address];
+      if (!place) {
+        place = byAddress[point.address] = {point: point, visits: []};
+        places.push(place);
+      }
+      place.visits.push({route: route, point: point});
+    });
+  });
+  return places;
+}
+function tracekitVisit(div, visit) {  // several routes: a popup's line for one of them
+  var point = visit.point;
+  var line = tracekitLine(div, '', 'visit');
+  tracekitSwatch(line, visit.route.colour);
+  var text = 'TTL ' + point.ttl + (point.role === 'destination' ? ': destination ' : ' to ');
+  text += visit.route.name;
+  if (point.rtts && point.rtts.length) { text += ', ' + tracekitRtts(point.rtts); }
+  line.appendChild(document.createTextNode(text));
+}
+function tracekitPopup(place, several) {
   var div = document.createElement('div');
   div.className = 'tracekit-popup';
-  tracekitLine(div, (point.role === 'destination' ? 'destination, ' : '') + 'TTL ' + point.ttl);
-  tracekitDescribe(point).forEach(function (line) { tracekitLine(div, line); });
-  (point.hop || []).forEach(function (line) { tracekitLine(div, line, 'stats'); });
+  var visits = place.visits, many = visits.length > 1;
+  if (several) {
+    visits.forEach(function (visit) { tracekitVisit(div, visit); });
+  } else {
+    var destination = visits.some(function (v) { return v.point.role === 'destination'; });
+    var ttls = visits.map(function (v) { return v.point.ttl; }).join(', ');
+    tracekitLine(div, (destination ? 'destination, ' : '') + 'TTL ' + ttls);
+  }
+  tracekitDescribe(place.point, several || many).forEach(function (line) {
+    tracekitLine(div, line);
+  });
+  visits.forEach(function (visit) {
+    var point = visit.point;
+    if (!several && many && point.rtts && point.rtts.length) {
+      tracekitLine(div, 'TTL ' + point.ttl + ': ' + tracekitRtts(point.rtts));
+    }
+    (point.hop || []).forEach(function (line) { tracekitLine(div, line, 'stats'); });
+  });
   return div;
 }
-function tracekitDraw(map, data, land, credits, tiles) {
-  document.title = data.title;
-  var title = document.getElementById('tracekit-title');
-  tracekitLine(title, data.title);
-  tracekitLine(title, data.subtitle, 'sub');
-  if (data.message) { tracekitLine(title, data.message, 'note'); }
-
+// ``offset``: pixels from its place, where several addresses share one (the same city).
+function tracekitMarker(map, place, several, offset) {
+  var visits = place.visits, point = place.point;
+  var destination = visits.some(function (v) { return v.point.role === 'destination'; });
+  var ttls = tracekitUnique(visits.map(function (v) { return v.point.ttl; })).join('/');
+  var routes = tracekitUnique(visits.map(function (v) { return v.route; }));
+  var tip = document.createElement('div');
+  tracekitLine(tip, 'TTL ' + ttls + ': ' + point.address);
+  var label = document.createElement('div');  // the TTL, on the marker
+  label.className = 'tracekit-marker ' + (destination ? 'tracekit-destination' : 'tracekit-hop');
+  if (!several) {
+    label.style.background = point.colour;
+  } else if (routes.length > 1) {  // a shared router
+    label.className += ' tracekit-shared';
+  } else {
+    label.className += ' tracekit-own';
+    label.style.background = routes[0].colour;
+  }
+  label.textContent = ttls;
+  var size = (destination ? 28 : 22) + (ttls.length > 2 ? 6 : 0);
+  var icon = L.divIcon({html: label, className: 'tracekit-icon', iconSize: [size, size],
+    iconAnchor: [size / 2 - offset[0], size / 2 - offset[1]], popupAnchor: offset,
+    tooltipAnchor: offset});
+  L.marker([point.lat, point.lon], {icon: icon, keyboard: false, riseOnHover: true})
+    .bindPopup(tracekitPopup(place, several)).bindTooltip(tip).addTo(map);
+  return [point.lat, point.lon];
+}
+function tracekitOrigins(map, routes) {  // one start marker per place
+  var byPlace = Object.create(null), origins = [];
+  routes.forEach(function (route) {
+    var origin = route.data.origin;
+    if (!origin) { return; }
+    var key = origin.lat + ',' + origin.lon;
+    if (!byPlace[key]) { byPlace[key] = {lat: origin.lat, lon: origin.lon, labels: []}; }
+    if (byPlace[key].labels.indexOf(origin.label) < 0) { byPlace[key].labels.push(origin.label); }
+  });
+  Object.keys(byPlace).forEach(function (key) {
+    var origin = byPlace[key], start = document.createElement('div');
+    origin.labels.forEach(function (label) { tracekitLine(start, label); });
+    L.circleMarker([origin.lat, origin.lon], {radius: 9, color: '#1f4fbf',
+      weight: 3, fillColor: '#ffffff', fillOpacity: 1, className: 'tracekit-origin'})
+      .bindPopup(start).bindTooltip(start.cloneNode(true)).addTo(map);
+    origins.push([origin.lat, origin.lon]);
+  });
+  return origins;
+}
+function tracekitKey(segment) {  // the same line, whichever way
+  return [segment.from.join(','), segment.to.join(',')].sort().join(' ');
+}
+// Solid lines first, each route in its colour: where several routes share a line, the
+// earlier ones are drawn wider underneath, so every colour shows. Then the dashed bridges.
+function tracekitSegments(map, routes) {
+  var on = Object.create(null);  // the routes on each solid line
+  routes.forEach(function (route) {
+    route.data.segments.forEach(function (segment) {
+      var key = tracekitKey(segment);
+      on[key] = on[key] || [];
+      if (!segment.bridged && on[key].indexOf(route.index) < 0) { on[key].push(route.index); }
+    });
+  });
+  [false, true].forEach(function (bridged) {
+    routes.forEach(function (route) {
+      route.data.segments.forEach(function (segment) {
+        if (segment.bridged !== bridged) { return; }
+        var sharing = on[tracekitKey(segment)], routeClass = ' tracekit-route-' + route.index;
+        var under = sharing.length - 1 - sharing.indexOf(route.index);
+        L.polyline([segment.from, segment.to], bridged
+          ? {color: '#555555', weight: 2, opacity: 0.9, dashArray: '4 6',
+            className: 'tracekit-bridge' + routeClass}
+          : {color: route.colour, weight: 3 + 3 * under, opacity: 0.9,
+            className: 'tracekit-link' + routeClass}).addTo(map);
+      });
+    });
+  });
+}
+function tracekitRoutes(map, routes, several) {  // under the markers: the lines
+  var bounds = tracekitOrigins(map, routes);
+  tracekitSegments(map, routes);
+  var places = tracekitPlaces(routes), together = Object.create(null);
+  places.forEach(function (place) {
+    var key = place.point.lat + ',' + place.point.lon;
+    (together[key] = together[key] || []).push(place);
+  });
+  places.forEach(function (place) {  // those at one place around it, on a small circle
+    var group = together[place.point.lat + ',' + place.point.lon], n = group.length;
+    var angle = 2 * Math.PI * group.indexOf(place) / n - Math.PI / 2;
+    var radius = n > 1 ? 10 + 3 * n : 0;
+    var offset = [Math.round(radius * Math.cos(angle)), Math.round(radius * Math.sin(angle))];
+    bounds.push(tracekitMarker(map, place, several, offset));
+  });
+  if (bounds.length) {  // at once, no animation: the page shows its final view when it loads
+    map.fitBounds(L.latLngBounds(bounds).pad(0.2), {maxZoom: 6, animate: false,
+      paddingTopLeft: [20, 70], paddingBottomRight: [360, 20]});
+  }
+}
+function tracekitBase(map, land, credits, tiles) {
   map.createPane('land');
   map.getPane('land').style.zIndex = 150;  // under the tiles: seen when there are none
   L.geoJSON(land, {pane: 'land', interactive: false,
     style: {color: '#8a9a8a', weight: 0.6, fillColor: '#eef0e6', fillOpacity: 1}}).addTo(map);
-  credits.forEach(function (credit) { map.attributionControl.addAttribution(credit); });
+  tracekitUnique(credits).forEach(function (credit) {
+    map.attributionControl.addAttribution(credit);
+  });
   // OpenStreetMap is credited once one of its tiles is shown: not on a page seen offline.
   var tileLayer = L.tileLayer(tiles.url, {maxZoom: 19});
   tileLayer.once('tileload', function () {
     map.attributionControl.addAttribution(tiles.credit);
   });
   tileLayer.addTo(map);
-
-  var line = [];
-  if (data.origin) {
-    line.push([data.origin.lat, data.origin.lon]);
-    var start = document.createElement('div');
-    tracekitLine(start, data.origin.label);
-    L.circleMarker([data.origin.lat, data.origin.lon], {radius: 9, color: '#1f4fbf',
-      weight: 3, fillColor: '#ffffff', fillOpacity: 1, className: 'tracekit-origin'})
-      .bindPopup(start).bindTooltip(start.cloneNode(true)).addTo(map);
-  }
-  data.segments.forEach(function (segment) {  // under the markers
-    L.polyline([segment.from, segment.to], segment.bridged
-      ? {color: '#555555', weight: 2, opacity: 0.9, dashArray: '4 6', className: 'tracekit-bridge'}
-      : {color: '#1f4fbf', weight: 3, opacity: 0.9, className: 'tracekit-link'}).addTo(map);
-  });
-  data.points.forEach(function (point) {
-    line.push([point.lat, point.lon]);
-    var destination = point.role === 'destination';
-    var tip = document.createElement('div');
-    tracekitLine(tip, 'TTL ' + point.ttl + ': ' + point.address);
-    var label = document.createElement('div');  // the TTL, on the marker
-    label.className = 'tracekit-marker ' + (destination ? 'tracekit-destination' : 'tracekit-hop');
-    label.style.background = point.colour;
-    label.textContent = String(point.ttl);
-    var size = destination ? 28 : 22;
-    var icon = L.divIcon({html: label, className: 'tracekit-icon', iconSize: [size, size]});
-    L.marker([point.lat, point.lon], {icon: icon, keyboard: false, riseOnHover: true})
-      .bindPopup(tracekitPopup(point)).bindTooltip(tip).addTo(map);
-  });
-  if (line.length) {  // at once, no animation: the page shows its final view when it loads
-    map.fitBounds(L.latLngBounds(line).pad(0.2), {maxZoom: 6, animate: false,
-      paddingTopLeft: [20, 70], paddingBottomRight: [360, 20]});
-  }
-
-  var panel = document.getElementById('tracekit-panel');
-  tracekitLine(panel, 'Hops', 'sub');
-  data.hops.forEach(function (hop) {
-    var row = tracekitLine(panel, '', 'hop');
+}
+function tracekitTitle(title, subtitle, message) {
+  document.title = title;
+  var box = document.getElementById('tracekit-title');
+  tracekitLine(box, title);
+  tracekitLine(box, subtitle, 'sub');
+  if (message) { tracekitLine(box, message, 'note'); }
+}
+function tracekitHops(parent, hops) {
+  hops.forEach(function (hop) {
+    var row = tracekitLine(parent, '', 'hop');
     var ttl = document.createElement('span');
     ttl.className = 'ttl';
     ttl.textContent = hop.ttl;
@@ -428,10 +753,94 @@ function tracekitDraw(map, data, land, credits, tiles) {
     });
     (hop.stats || []).forEach(function (text) { tracekitLine(row, text, 'stats'); });
   });
-  tracekitLine(panel, data.legend, 'dim');
-  if (data.databases.length) {
-    tracekitLine(panel, 'Locations from ' + data.databases.join('; '), 'dim');
+}
+function tracekitFooter(panel, legend, databases) {
+  tracekitLine(panel, legend, 'dim');
+  databases = tracekitUnique(databases);
+  if (databases.length) {
+    tracekitLine(panel, 'Locations from ' + databases.join('; '), 'dim');
   }
+}
+function tracekitRoute(data, index, colour) {
+  var named = data.address && data.address !== data.target;
+  return {data: data, index: index, colour: colour,
+    name: data.target + (named ? ' (' + data.address + ')' : '')};
+}
+function tracekitDraw(map, data, land, credits, tiles) {  // one trace
+  tracekitTitle(data.title, data.subtitle, data.message);
+  tracekitBase(map, land, credits, tiles);
+  tracekitRoutes(map, [tracekitRoute(data, 0, tracekitColour(0))], false);
+  var panel = document.getElementById('tracekit-panel');
+  tracekitLine(panel, 'Hops', 'sub');
+  tracekitHops(panel, data.hops);
+  tracekitFooter(panel, data.legend, data.databases);
+}
+function tracekitStatus(data) {
+  if (data.status === 'failed') { return 'failed: ' + data.error; }
+  var text = data.status + ', ' + data.hops.length + (data.hops.length === 1 ? ' hop' : ' hops');
+  if (data.links !== null) { text += ', multipath: ' + data.links + ' links'; }
+  if (data.hops.length && !data.points.length) { text += ', none located'; }
+  return text;
+}
+function tracekitRouteRow(panel, route) {
+  var row = tracekitLine(panel, '', 'route');
+  tracekitSwatch(row, route.colour);
+  row.appendChild(document.createTextNode(route.name));
+  var failed = route.data.status === 'failed';
+  tracekitLine(row, tracekitStatus(route.data), failed ? 'failed' : 'dim');
+  if (route.data.hops.length) {
+    var details = document.createElement('details');
+    var summary = document.createElement('summary');
+    summary.textContent = 'Hops';
+    details.appendChild(summary);
+    tracekitHops(details, route.data.hops);
+    row.appendChild(details);
+  }
+}
+function tracekitCount(routes, status) {
+  return routes.filter(function (r) { return r.data.status === status; }).length;
+}
+function tracekitSeveralTitle(routes) {
+  var n = routes.length;
+  var parts = ['reached', 'unreachable', 'not reached', 'failed'].map(function (status) {
+    var count = tracekitCount(routes, status);
+    return count ? count + ' ' + status : '';
+  }).filter(Boolean);
+  var traced = routes.filter(function (r) { return r.data.status !== 'failed'; });
+  var methods = tracekitUnique(traced.map(function (r) { return r.data.method + ' probes'; }));
+  var located = routes.some(function (r) { return r.data.points.length; });
+  var message = null;  // why nothing is on the map
+  if (!n) { message = 'No target was traced.'; }
+  else if (!traced.length) { message = 'No target could be traced.'; }
+  else if (!located) { message = traced[0].data.message; }
+  tracekitTitle('tracekit: ' + n + (n === 1 ? ' target' : ' targets'),
+    methods.concat(parts).join(', '), message);
+}
+function tracekitDrawSeveral(map, land, tiles, legend) {  // every trace of the page
+  var blocks = document.querySelectorAll('script.tracekit-route');
+  var records = Array.prototype.map.call(blocks, function (block) {
+    return JSON.parse(block.textContent);
+  });
+  records.sort(function (a, b) {  // they were written in the order they finished
+    return (a.started || '').localeCompare(b.started || '') || a.target.localeCompare(b.target);
+  });
+  var colours = 0;  // a colour for each route traced; none for those that failed
+  var routes = records.map(function (data, index) {
+    var failed = data.status === 'failed';
+    return tracekitRoute(data, index, failed ? null : tracekitColour(colours++));
+  });
+  tracekitSeveralTitle(routes);
+  var credits = [], databases = [];
+  routes.forEach(function (r) {
+    credits = credits.concat(r.data.credits);
+    databases = databases.concat(r.data.databases);
+  });
+  tracekitBase(map, land, credits, tiles);
+  tracekitRoutes(map, routes, true);
+  var panel = document.getElementById('tracekit-panel');
+  tracekitLine(panel, 'Routes', 'sub');
+  routes.forEach(function (route) { tracekitRouteRow(panel, route); });
+  tracekitFooter(panel, legend, databases);
 }
 """
 
