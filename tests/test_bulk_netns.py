@@ -239,3 +239,45 @@ def test_a_progress_bar_on_a_terminal_with_the_traces_printed_above_it(
 def test_no_progress_bar_when_standard_error_is_not_a_terminal(lab: Lab) -> None:
     process = lab.tracekit(target(3, 33, 4), target(1, 33, 4), "-n", "--format", "jsonl")
     assert process.returncode == 0 and process.stderr == ""
+
+
+def _intervals(reports: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    from datetime import datetime
+
+    return sorted(
+        (datetime.fromisoformat(r["started"]).timestamp(),
+         datetime.fromisoformat(r["finished"]).timestamp())
+        for r in reports
+    )  # fmt: skip
+
+
+def test_traces_are_in_flight_at_once_and_one_by_one_with_parallel_1(lab: Lab) -> None:
+    """Each trace waits a whole second for its silent last hop (``-m 2 -w 1``): by default
+    the traces are in flight together; ``--parallel 1`` runs them one after another."""
+    targets = [target(3, 41, 4), target(3, 42, 6), target(3, 43, 4)]
+    args = ["-n", "-m", "2", "-w", "1", "-q", "1", "--format", "jsonl"]
+    together = jsonl(lab.tracekit(*targets, *args))
+    alone = jsonl(lab.tracekit(*targets, *args, "--parallel", "1"))
+    for reports in (together, alone):
+        assert sorted(r["target"] for r in reports) == sorted(targets)
+        for report in reports:
+            first = expected(lab, 3, report["target"], report["ip_version"])[0]
+            assert hop_addresses(report) == [first, None] and not report["reached"]
+    spans = _intervals(together)
+    assert max(start for start, _ in spans) < min(end for _, end in spans)  # all at once
+    spans = _intervals(alone)
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_the_same_target_twice_is_two_exact_traces_of_their_own(lab: Lab, version: int) -> None:
+    """Two traces of one address share the sockets and the destination: each tells its
+    answers by its own identity, so both are whole and exact."""
+    name = target(3, 51, version)
+    reports = jsonl(lab.tracekit(name, name, name, "-n", "--format", "jsonl"))
+    assert len(reports) == 3
+    for report in reports:
+        assert hop_addresses(report) == expected(lab, 3, name, version)
+        assert all(len(hop["probes"]) == 3 for hop in report["hops"])
+        assert all(p["address"] for hop in report["hops"][::2] for p in hop["probes"])
+    assert len({r["probe"]["parameters"]["identifier"] for r in reports}) == 3

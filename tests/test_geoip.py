@@ -128,9 +128,10 @@ def test_every_trace_of_a_run_gets_locations_and_names(
         *targets, "--format", "json", "--geoip-db", str(city), "--asn-db", str(asn)
     )
     assert process.returncode == 0, process.stderr
-    reports = json.loads(process.stdout)
-    assert [r["address"] for r in reports] == targets
-    for report, last in zip(reports, ["server", "r3"], strict=True):
+    by_address = {r["address"]: r for r in json.loads(process.stdout)}
+    assert sorted(by_address) == sorted(targets)  # in the order they finished
+    for target, last in zip(targets, ["server", "r3"], strict=True):
+        report = by_address[target]
         host = report["hops"][-1]["hosts"][0]
         assert host["location"]["city"] == PLACES[last].city
         assert host["asn"]["number"] == PLACES[last].asn

@@ -249,7 +249,7 @@ class TraceCommand(click.Command):
 def trace(
     hosts: tuple[str, ...], targets_file: str | None, shard: str | None, **options: Any
 ) -> int:
-    """Trace the route to HOST (a name or an IPv4/IPv6 address), or to several, in turn.
+    """Trace the route to HOST (a name or an IPv4/IPv6 address), or to several, at once.
 
     With several targets (more than one HOST, --targets or --shard) each trace is written
     whole when it is finished: --format json writes one array, jsonl one report a line.
@@ -333,7 +333,7 @@ def _trace_several(
     targets_file: str | None,
     shard: tuple[int, int] | None,
 ) -> int:
-    """Several targets, one after another: 0 if every one was reached, else 1."""
+    """Several targets, many at once: 0 if every one was reached, else 1."""
     from contextlib import ExitStack
 
     from tracekit.progress import Bar, is_terminal

@@ -116,7 +116,13 @@ class Fleet:
     def step(self) -> None:
         """Poll the traces that are due, wait for packets (at most until the next wake-up),
         and feed them to their traces."""
+        # What has arrived is fed first: an answer that came before its probe's give-up
+        # time counts, however late the fleet gets to it.
+        fed = self._receive(0.0)
         now = self.clock()
+        for lane in fed:
+            if lane in self._wake:
+                self._poll(lane, now)
         self._serve_starved(now)
         heap = self._heap
         while heap and heap[0][0] <= now:

@@ -6,6 +6,7 @@ Data flows one way: request -> engine -> probe method -> answers -> hops -> enri
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import math
@@ -160,6 +161,7 @@ def _setup(pm: PluginManager, request: TraceRequest, rate: float | None = None) 
 def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.stdout) -> Trace:
     """Run the trace ``request`` describes and return it; outputs are written as it goes."""
     setup = _setup(pm, request, request.rate)
+    _refuse_unused_options(setup, request)
     opener = lambda stack: _open_outputs(request, setup.registry, stack, stdout)  # noqa: E731
     tracing = _Tracing(pm, setup, request, request.target, opener)
     try:
@@ -257,10 +259,7 @@ class _Tracing:
             trace.cycles, trace.interval = request.cycles, request.interval
         self.engine = engine = Engine(method, strategy, rate=setup.rate)
         self.run = _Run(self.pm, trace, outputs, strategy)
-        if not gc.get_freeze_count():
-            # What start-up made (scapy, plugins) lives as long as the process: out of the
-            # collector's way, a full collection in a long run costs little.
-            gc.freeze()
+        _freeze_start_up()
         self.pm.hook.tracekit_trace_started(trace=trace)
         for sink in outputs:
             sink.call("start", trace)
@@ -300,6 +299,14 @@ class _Tracing:
                 sink.call("finish", trace)
             if trace.expectations:
                 _report_failures(trace)
+
+
+@functools.cache
+def _freeze_start_up() -> None:
+    """What start-up made (scapy, plugins) lives as long as the process: out of the
+    collector's way, a full collection in a long run costs little. Once a process (asking
+    ``gc.get_freeze_count`` costs milliseconds once much is frozen)."""
+    gc.freeze()
 
 
 def _strategy(request: TraceRequest, method: ProbeMethod) -> Strategy:
@@ -424,9 +431,7 @@ def run_targets(
     for entry, _, _ in entries:
         if not getattr(entry.factory, "several_traces", True):
             raise BadInput(f"output {entry.name!r} shows one trace: give it one target")
-    used = getattr(setup.probe_entry.factory, "options", None)  # a ProbeMethod class says
-    if isinstance(used, tuple | frozenset):
-        _check_options(request, option_names(used))  # refused once, up front
+    _refuse_unused_options(setup, request)
     if request.interface is not None:
         try:
             socket.if_nametoindex(request.interface)
@@ -759,6 +764,14 @@ def _unprivileged(
                     "each probe has a source port of its own (--probe udp keeps one)"
                 )
     return transport
+
+
+def _refuse_unused_options(setup: _Setup, request: TraceRequest) -> None:
+    """Refuse, before anything is resolved or sent, an option the chosen probe method would
+    ignore, where its class says which it takes (each method checks again when made)."""
+    used = getattr(setup.probe_entry.factory, "options", None)
+    if isinstance(used, tuple | frozenset):
+        _check_options(request, option_names(used))
 
 
 def _check_options(request: TraceRequest, used: frozenset[str]) -> None:

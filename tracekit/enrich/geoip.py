@@ -272,6 +272,8 @@ class GeoIp:
         self.city = self.asn = None
 
 
+#: The run's settings key for the database files found (``{"city": Path | None, ...}``).
+FOUND = "geoip_files"
 #: Each trace's open databases, in ``trace.stash``.
 DATABASES = StashKey[GeoIp]()
 
@@ -281,9 +283,10 @@ def open_databases(settings: dict[str, Any]) -> GeoIp | None:
     if settings.get("no_geo"):
         return None
     geoip = GeoIp()
+    found = settings.get(FOUND)
     try:
         for kind in ("city", "asn"):
-            path = find_database(kind, settings.get(SETTING[kind]))
+            path = found[kind] if found else find_database(kind, settings.get(SETTING[kind]))
             if path is not None:
                 setattr(geoip, kind, open_database(path, kind))
                 geoip.files[kind] = path.name
@@ -328,6 +331,10 @@ def tracekit_configure(settings: dict[str, Any]) -> None:
     geoip = open_databases(settings)  # a database that cannot be read: refused up front
     if geoip is not None:
         geoip.close()
+    # Found once for the run: its traces (several targets) need not search again.
+    settings[FOUND] = {
+        kind: find_database(kind, settings.get(SETTING[kind])) for kind in ("city", "asn")
+    }
 
 
 #: The credits the databases' vendors ask for (:class:`~tracekit.model.Credit`'s fields):

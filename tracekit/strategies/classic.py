@@ -111,11 +111,17 @@ class Classic(Strategy):
     # -- waiting ----------------------------------------------------------------------------
 
     def _deadline(self, p: Probe) -> float:
-        later = None
+        return p.sent + self.schedule.wait.timeout(self._hop_rtt.get(p.ttl), self._later(p))
+
+    def _later(self, p: Probe) -> float | None:
+        """The round trip NEAR scales: of the first answer to a probe sent after ``p``
+        (traceroute's rule); when TTLs go out in a random order, of the nearest hop past
+        ``p``'s that answered."""
+        if self.schedule.shuffle:
+            beyond = [ttl for ttl in self._hop_rtt if ttl > p.ttl]
+            return self._hop_rtt[min(beyond)] if beyond else None
         i = bisect.bisect_right(self._answered_ids, p.id)
-        if i < len(self._answered_ids):
-            later = self._answered_rtts[i]
-        return p.sent + self.schedule.wait.timeout(self._hop_rtt.get(p.ttl), later)
+        return self._answered_rtts[i] if i < len(self._answered_ids) else None
 
     def _expire(self, now: float) -> None:
         for p in list(self._in_flight):
