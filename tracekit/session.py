@@ -165,14 +165,7 @@ def run_trace(pm: PluginManager, request: TraceRequest, stdout: TextIO = sys.std
     opener = lambda stack: _open_outputs(request, setup.registry, stack, stdout)  # noqa: E731
     tracing = _Tracing(pm, setup, request, request.target, opener)
     try:
-        engine = tracing.open(_own_transport)
-        try:
-            for event in drive(engine, tracing.transport):
-                tracing.handle(event)
-        except KeyboardInterrupt:
-            for event in drain(engine):
-                tracing.handle(event)
-            raise
+        tracing.run_alone()
     except TracekitError as exc:
         tracing.fail(exc)
         raise
@@ -264,6 +257,18 @@ class _Tracing:
         for sink in outputs:
             sink.call("start", trace)
         return engine
+
+    def run_alone(self) -> None:
+        """Open the trace with a transport of its own and drive it to its end (Ctrl-C: it
+        reports what it has, then the interrupt goes on)."""
+        engine = self.open(_own_transport)
+        try:
+            for event in drive(engine, self.transport):
+                self.handle(event)
+        except KeyboardInterrupt:
+            for event in drain(engine):
+                self.handle(event)
+            raise
 
     def handle(self, event: Event) -> None:
         self.run.handle(event)
@@ -498,8 +503,7 @@ class _Bulk:
         self.progress = progress
         self.summary = Summary()
         self.fleet = Fleet(rate=setup.rate)
-        self.parallel = parallel_traces(setup.rate.pps if setup.rate else BULK_RATE,
-                                        request.parallel)  # fmt: skip
+        self.parallel = parallel_traces(request.rate or BULK_RATE, request.parallel)
         #: The run's raw transports, by (IP version, source address).
         self._shared: dict[tuple[int, str], RawTransport] = {}
         self._alive: set[_Lane] = set()
@@ -541,7 +545,7 @@ class _Bulk:
         made = [out.sink(self.request.numeric) for out in self.lists]
         sinks = [sink for sink, _ in made]
         tracing = _Tracing(self.pm, self.setup, self.request, target, lambda stack: sinks)
-        lane = _Lane(self, tracing, [buffer for _, buffer in made])
+        lane = _Lane(self, tracing, sinks, [buffer for _, buffer in made])
         self._alive.add(lane)
         return lane
 
@@ -563,14 +567,7 @@ class _Bulk:
         lane = self._lane(target)
         tracing = lane.tracing
         try:
-            engine = tracing.open(_own_transport)
-            try:
-                for event in drive(engine, tracing.transport):
-                    tracing.handle(event)
-            except KeyboardInterrupt:
-                for event in drain(engine):
-                    tracing.handle(event)
-                raise
+            tracing.run_alone()
         except NoPrivilege:
             raise  # and close() ends it
         except TracekitError as exc:
@@ -606,7 +603,7 @@ class _Bulk:
             tracing.close()
             if tracing.trace is None:  # nothing was traced: a record of the failure
                 failed = _failed_trace(self.setup, self.request, tracing.target, str(error))
-                for sink in tracing.outputs or tracing.open_outputs(tracing.stack):
+                for sink in lane.sinks:
                     sink.call("finish", failed)
             else:
                 summary.reached += tracing.trace.reached
@@ -623,9 +620,13 @@ class _Lane:
     engine: Engine
     transport: RawTransport
 
-    def __init__(self, bulk: _Bulk, tracing: _Tracing, buffers: list[_Buffer]) -> None:
+    def __init__(
+        self, bulk: _Bulk, tracing: _Tracing, sinks: list[_Sink], buffers: list[_Buffer]
+    ) -> None:
         self.bulk = bulk
         self.tracing = tracing
+        #: The trace's outputs, and the buffers they write into.
+        self.sinks = sinks
         self.buffers = buffers
 
     @property
