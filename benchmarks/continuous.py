@@ -143,25 +143,31 @@ def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:
 
 
 #: The floor: what any tool pays per probe in this lab (sendto, the kernel forwarding through
-#: the routers' namespaces, which runs in the sender's context, recvmsg), measured by a bare
-#: raw-socket loop sending prebuilt ICMP echo requests with the same rounds and interval.
+#: the routers' namespaces, which runs in the sender's context, the answers, recvmsg): a bare
+#: raw-socket loop sending the same packets as tracekit (built once per TTL by the same probe
+#: method: for TCP, the destination's SYN-ACK and the client kernel's RST included), with the
+#: same rounds and interval, waking once a round as tracekit's patient driver does.
 FLOOR = r"""
-import os, select, socket, struct, sys, time
-from tracekit.packets import internet_checksum
+import socket, sys, time
+from tracekit.probes import ProbeContext
+from tracekit.probes.icmp import IcmpEcho
+from tracekit.probes.tcp import TcpSyn
+from tracekit.probes.udp import UdpProbe
 
-src, dst, hops, count, interval = sys.argv[1:6]
-hops, count, interval = int(hops), int(count), float(interval)
-sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-receiver = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-receiver.setblocking(False)
-ident = os.getpid() & 0xFFFF
-packets = []
-for ttl in range(1, hops + 1):
-    icmp = struct.pack("!BBHHH", 8, 0, 0, ident, ttl) + b"tracekit".ljust(32, b"\0")
-    icmp = icmp[:2] + struct.pack("!H", internet_checksum(icmp)) + icmp[4:]
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, ttl, 1, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
-    packets.append(header + icmp)
+probe, version, src, dst, hops, count, interval = sys.argv[1:8]
+version, hops, count, interval = int(version), int(hops), int(count), float(interval)
+family = socket.AF_INET if version == 4 else socket.AF_INET6
+cls = {"icmp": IcmpEcho, "udp": UdpProbe, "tcp": TcpSyn}[probe]
+method = cls(ProbeContext(version, src, dst, {}))
+packets = [method.build(ttl, 0, ttl) for ttl in range(1, hops + 1)]
+sender = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+protocols = [socket.IPPROTO_ICMP if version == 4 else socket.IPPROTO_ICMPV6]
+if probe == "tcp":
+    protocols.append(socket.IPPROTO_TCP)
+receivers = [socket.socket(family, socket.SOCK_RAW, p) for p in protocols]
+for r in receivers:
+    r.setblocking(False)
+    r.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS, as tracekit reads
 sent = received = 0
 due = time.monotonic()
 end = due + count * interval + 0.05
@@ -172,24 +178,28 @@ while True:
             sender.sendto(packet, (dst, 0))
         sent += hops
         due += interval
+    for r in receivers:
+        while True:
+            try:
+                r.recvmsg(65535, 256)
+                received += 1
+            except BlockingIOError:
+                break
     if now >= end:
         break
-    ready, _, _ = select.select([receiver], [], [], max(0.0, min(due, end) - now))
-    while ready:
-        try:
-            receiver.recvmsg(65535, 256)
-            received += 1
-        except BlockingIOError:
-            break
+    time.sleep(max(0.0, min(due, end) - time.monotonic()))
+method.close()
 print(sent, received)
 """
 
 
-def floor_run(lab: Any, hops: int, count: int, interval: str) -> tuple[Usage, int, int]:
+def floor_run(
+    lab: Any, probe: str, version: int, hops: int, count: int, interval: str
+) -> tuple[Usage, int, int]:
     command = lab.command(
         "client",
-        [sys.executable, "-c", FLOOR, lab.address("client", 4), lab.address("server", 4),
-         str(hops), str(count), interval],
+        [sys.executable, "-c", FLOOR, probe, str(version), lab.address("client", version),
+         lab.address("server", version), str(hops), str(count), interval],
     )  # fmt: skip
     usage = run_child(command)
     if usage.returncode != 0:
@@ -230,7 +240,7 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     keys = ("base", "count", "mid", "long", "mtr", "mtr_base", "floor", "floor_base")
     samples: dict[str, list[Any]] = {k: [] for k in keys}
-    floor = version == 4 and probe == "icmp" and not args.no_floor
+    floor = not args.no_floor
     for _ in range(args.runs):  # alternate the tools, so drift on the machine hits both alike
         samples["base"].append(tracekit_run(lab, server, version, probe, 1, interval))
         samples["count"].append(tracekit_run(lab, server, version, probe, args.count, interval))
@@ -239,8 +249,8 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
             samples["mtr"].append(mtr_run(lab, server, version, probe, args.count, interval))
         if floor:
             hops = samples["count"][-1][3]
-            samples["floor_base"].append(floor_run(lab, hops, 1, interval))
-            samples["floor"].append(floor_run(lab, hops, args.count, interval))
+            samples["floor_base"].append(floor_run(lab, probe, version, hops, 1, interval))
+            samples["floor"].append(floor_run(lab, probe, version, hops, args.count, interval))
     if args.long:
         samples["mid"].append(tracekit_run(lab, server, version, probe, args.long // 2, interval))
         samples["long"].append(tracekit_run(lab, server, version, probe, args.long, interval))
