@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["RETRIES", "TABLES", "Multipath", "probes_needed"]
 
 #: Further tries on a flow whose answer a hop withheld (while others there answered).
-RETRIES = 2
+RETRIES = 3
 
 
 class Multipath(Strategy):
@@ -80,6 +80,11 @@ class Multipath(Strategy):
         self._retrying: set[int] = set()
         self._limited: set[int] = set()
         self._last: dict[int, float] = {}
+        #: Per rate-limited TTL: the gap between its probes, halved after each answered
+        #: one and doubled after each withheld one (between ``spacing / 64`` and ``spacing``);
+        #: ids of the probes so paced.
+        self._gap: dict[int, float] = {}
+        self._paced: set[int] = set()
         #: When pacing next lets a waiting probe go (for :meth:`wakeup`).
         self._blocked: float | None = None
         self._reported = schedule.first_ttl - 1
@@ -97,14 +102,13 @@ class Multipath(Strategy):
     # -- what it found ----------------------------------------------------------------------
 
     def links(self) -> list[Link]:
-        """Every link between consecutive hops, with the flows that show it. A flow not
-        probed at a hop with one interface went through that interface."""
+        """Every link between consecutive hops, with the flows that show it: answered at
+        both (none is inferred, so none is invented)."""
         found: dict[tuple[int, str, str], Link] = {}
         for ttl in sorted(self._at):
             here = self._answer.get(ttl, {})
-            only = next(iter(set(here.values()))) if len(set(here.values())) == 1 else None
             for flow, target in sorted(self._answer.get(ttl + 1, {}).items()):
-                source = here.get(flow, only)
+                source = here.get(flow)
                 if source is None:
                     continue
                 link = found.get((ttl, source, target))
@@ -116,13 +120,14 @@ class Multipath(Strategy):
     def _seen(self, ttl: int) -> set[str]:
         return set(self._answer.get(ttl, {}).values())
 
-    def _needed(self, seen: int) -> int:
-        """The stopping rule at this hop. The trace's failure budget ``1 - confidence``
-        is spent half on the first hop that branches, a quarter on the next...: a trace
-        through several diamonds still finds them all with the confidence asked for (the
-        hop-level and each interface's rule at a hop use its share; ``benchmarks/mda.py``
+    def _needed(self, seen: int, share: int = 1) -> int:
+        """The stopping rule at this hop, for one of ``share`` decisions that split its
+        budget. The trace's failure budget ``1 - confidence`` is spent half on the first
+        hop that branches, a quarter on the next...: a trace through several diamonds still
+        finds them all with the confidence asked for (the hop-level rule uses the hop's
+        share, each interface's rule of full MDA an equal part of it; ``benchmarks/mda.py``
         measures the outcome)."""
-        epsilon = (1 - self.confidence) / 2 ** (self.branched + 1)
+        epsilon = (1 - self.confidence) / 2 ** (self.branched + 1) / share
         return probes_needed(seen, 1 - epsilon)
 
     # -- probing ----------------------------------------------------------------------------
@@ -143,6 +148,8 @@ class Multipath(Strategy):
             p.expired = True
             key = (p.ttl, p.flow)
             answers = self._answer.get(p.ttl, {})
+            if p.id in self._paced:
+                self._gap[p.ttl] = min(self._gap[p.ttl] * 2, self.spacing)
             self._retrying.discard(p.id)
             tries = self._tries[key]
             if p.flow in answers or not answers or tries >= self.retries:
@@ -166,7 +173,7 @@ class Multipath(Strategy):
         if len(self._in_flight) >= self.schedule.window:
             return False
         if ttl in self._limited:
-            ready = self._last.get(ttl, -1e18) + self.spacing / max(1, len(self._seen(ttl)))
+            ready = self._last.get(ttl, -1e18) + self._gap[ttl]
             if now < ready:
                 self._blocked = ready if self._blocked is None else min(self._blocked, ready)
                 return False
@@ -175,6 +182,8 @@ class Multipath(Strategy):
             return False
         if self._retry.pop((ttl, flow), None) is not None:
             self._retrying.add(probe.id)
+        if ttl in self._limited:
+            self._paced.add(probe.id)
         self._at.setdefault(ttl, []).append(probe)
         self._probed.setdefault(ttl, set()).add(flow)
         self._in_flight[probe] = None
@@ -228,10 +237,10 @@ class Multipath(Strategy):
         return [(t, flow) for flow in out]
 
     def _link_flows(self, now: float) -> list[tuple[int, int]]:
-        """Flows answered here but not sent to the hop before, where it has several
-        interfaces: which one each crossed."""
+        """Flows answered here but not sent to the hop before: which interface each crossed
+        (even where it showed one: it may have more, and a link is only what a flow shows)."""
         t = self.ttl
-        if len(self._seen(t - 1)) < 2:
+        if t - 1 < self.schedule.first_ttl:
             return []
         probed = self._probed.get(t - 1, set())
         return [(t - 1, f) for f in self._answer.get(t, {}) if f not in probed]
@@ -253,7 +262,7 @@ class Multipath(Strategy):
         for flows in groups.values():
             sent = [f for f in flows if f in probed]
             successors = {here[f] for f in sent if f in here}
-            deficit = self._needed(len(successors)) - len(sent)
+            deficit = self._needed(len(successors), len(groups)) - len(sent)
             if deficit <= 0:
                 continue
             spare = [f for f in flows if f not in probed][:deficit]
@@ -316,8 +325,11 @@ class Multipath(Strategy):
             return  # a hop already reported
         probe.result = result
         self._in_flight.pop(probe, None)
-        if probe.id in self._retrying:
+        if probe.id in self._paced:
+            self._gap[probe.ttl] = max(self._gap[probe.ttl] / 2, self.spacing / 64)
+        elif probe.id in self._retrying and probe.ttl not in self._limited:
             self._limited.add(probe.ttl)  # withheld, then answered: a rate limit
+            self._gap[probe.ttl] = self.spacing / max(1, len(self._seen(probe.ttl)))
         if result.address is not None:
             self._answer.setdefault(probe.ttl, {})[probe.flow] = result.address
             self._retry.pop((probe.ttl, probe.flow), None)
