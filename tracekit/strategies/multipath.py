@@ -6,13 +6,14 @@ ICMP Paris checksum) until the stopping rule of the Multipath Detection Algorith
 further interface is unlikely (:func:`~tracekit.strategies.mda.probes_needed`).
 
 Hop ``t`` is probed in steps, all within one poll as far as the window, ``--rate`` and
-pacing allow:
+pacing allow (a probe ``engine.send`` refuses is asked for again at the next poll):
 
 1. **Hop level** (MDA-Lite): flows that crossed ``t - 1`` first, at least one through each
-   of its interfaces (two where both hops have several: MDA-Lite's meshing test), then new
-   flows, until ``n_k`` flows for the ``k - 1`` interfaces seen at ``t``.
-2. **Links**: where ``t - 1`` has several interfaces, each flow new at ``t`` is sent to
-   ``t - 1`` too, so every flow seen at ``t`` has a known predecessor.
+   of its interfaces (enough to show a second successor where both hops have several:
+   MDA-Lite's meshing test), then new flows, until ``n_k`` flows for the ``k - 1``
+   interfaces seen at ``t``.
+2. **Links**: each flow new at ``t`` is sent to ``t - 1`` too: a link is only what a flow
+   answered at both hops shows, never inferred.
 3. **Meshing test**: once steps 1-2 are done, the links between ``t - 1`` and ``t`` are
    checked (:func:`~tracekit.strategies.mda.meshed`, :func:`~tracekit.strategies.mda.uneven`).
 4. **Full MDA** where they are meshed or uneven: for each interface ``i`` at ``t - 1``,
@@ -20,11 +21,17 @@ pacing allow:
    flows known to reach ``i`` (node control), and where too few are known, new flows sent
    to ``t - 1`` until enough reach ``i``.
 
+The confidence is the trace's: its failure budget is spent half on the first hop that
+branches, a quarter on the next..., and split evenly among a full-MDA hop's interfaces.
+
 A hop is reported (``HopCompleted``) once the next is done, since steps 2 and 4 may still
 probe it. A probe unanswered at a hop where others were answered may have met a router's
 ICMP rate limit (Linux: a burst of 6, then one a second): it is retried on the same flow
-(:data:`RETRIES` times, not before :data:`~tracekit.pacing.SPACING` after it went), and
-that TTL's probes are then spaced ``SPACING / k`` apart (``k`` interfaces seen there).
+(:data:`RETRIES` times, not before :data:`~tracekit.pacing.SPACING` after it went). The
+first retry at a TTL goes alone: if it is answered, the TTL is rate-limited and its probes
+are paced from then on (``SPACING / k`` apart for ``k`` interfaces, halved after each
+answer, doubled after each withheld probe); until then the TTL's retries go one at a time,
+once a flow, unpaced: a silent interface costs one retry a flow, not a second each.
 """
 
 from __future__ import annotations
