@@ -68,6 +68,28 @@ def test_a_simulated_diamond_is_found_whole_and_within_the_bound(width: int) -> 
     assert failures <= 2  # 2.5 % a run by the rule; 40 seeded runs, a margin
 
 
+def test_an_interrupted_discovery_reports_the_hops_done() -> None:
+    from tracekit.engine import Engine
+    from tracekit.events import HopCompleted, TraceFinished
+    from tracekit.strategies.classic import Schedule
+    from tracekit.strategies.multipath import Multipath
+    from tracekit.testing.fakeroute import Fakeroute, FlowMethod
+
+    path = Fakeroute(Topology.diamond(2))
+    strategy = Multipath(Schedule(), 0.95, FlowMethod.flows)
+    engine = Engine(FlowMethod(), strategy)
+    while strategy.ttl < 3:  # hops 1 and 2 done, hop 1 reported
+        for probe in engine.due(path.now):
+            engine.sent(probe, path.send(probe.packet))
+        for received in path.receive(0.01):
+            engine.feed(received)
+    engine.stop(path.now)
+    events = engine.take_events()
+    hops = [e.hop.ttl for e in events if isinstance(e, HopCompleted)]
+    assert hops == [1, 2] and isinstance(events[-1], TraceFinished)
+    assert events[-1].end == "interrupted"
+
+
 #: Fixed seeds of random_diamond: (seed, meshed), each found whole (the rule allows misses
 #: with its stated chance; these seeds have none, so a change that loses a link shows).
 CASES = [(1, False), (2, False), (4, False), (3, True), (5, True), (7, True), (11, True)]
