@@ -1,25 +1,20 @@
-"""Multipath discovery (--mda): the stopping rule, a simulated per-flow load balancer, and
-the namespace network's load-balanced diamond."""
+"""Multipath discovery (--mda): the stopping rule, the meshing test, Fakeroute's simulated
+per-flow load balancers, and the namespace network's load-balanced diamonds."""
 
 from __future__ import annotations
 
-import heapq
 import json
 import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 import pytest
 
-from tracekit.driver import drive
-from tracekit.engine import Engine
-from tracekit.events import HopCompleted
 from tracekit.pacing import Rate
-from tracekit.probes import Match, Outcome, ProbeMethod, Received
-from tracekit.strategies.classic import Schedule
-from tracekit.strategies.multipath import Multipath, probes_needed
-from tracekit.testing import DIAMOND, Lab
+from tracekit.strategies.mda import meshed, uneven
+from tracekit.strategies.multipath import probes_needed
+from tracekit.testing import DIAMOND, MESHED, STEPPED, WIDE_DIAMOND, Lab
+from tracekit.testing.fakeroute import Discovery, Topology, discover, random_diamond
 
 
 def test_stopping_rule_is_the_published_table() -> None:
@@ -31,96 +26,106 @@ def test_stopping_rule_is_the_published_table() -> None:
     ]  # fmt: skip
 
 
-@dataclass
-class Diamond:
-    """A path whose hop 2 has ``width`` interfaces chosen by a hash of the flow (per-flow
-    load balancing), all joining again at hop 3; hop 4 is the destination."""
-
-    width: int
-    seed: int
-    now: float = 1000.0
-    _queue: list[tuple[float, int, bytes]] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def interface(self, ttl: int, flow: int) -> str:
-        if ttl == 2:
-            return f"10.2.{random.Random(self.seed * 100003 + flow).randrange(self.width)}.1"
-        return f"10.{ttl}.0.1"
-
-    def send(self, data: bytes) -> float:
-        ttl, flow, seq = data[0], int.from_bytes(data[1:3], "big"), data[3:5]
-        address = self.interface(min(ttl, 4), flow).encode()
-        heapq.heappush(
-            self._queue, (self.now + 0.001, len(self._queue), bytes([ttl]) + seq + address)
-        )
-        return self.now
-
-    def receive(self, timeout: float) -> list[Received]:
-        if self._queue and self._queue[0][0] <= self.now + timeout:
-            self.now = max(self.now, self._queue[0][0])
-        else:
-            self.now += timeout
-        out = []
-        while self._queue and self._queue[0][0] <= self.now:
-            when, _, payload = heapq.heappop(self._queue)
-            out.append(Received(payload, 4, payload[3:].decode(), when, 64))
-        return out
+def test_meshing_and_uneven_successors_are_told_from_the_links() -> None:
+    split = [("a", "c"), ("a", "d"), ("b", "e"), ("b", "f")]
+    assert not meshed(split) and not uneven(split)
+    assert meshed([*split, ("b", "d")])  # d has two predecessors, a and b two successors
+    assert not meshed([("a", "c"), ("b", "c")])  # a merge: nobody has two successors
+    assert uneven([("a", "c"), ("a", "d"), ("b", "e")])
 
 
-class FlowMethod(ProbeMethod):
-    flows = 1024
-
-    def parameters(self) -> dict[str, Any]:
-        return {}
-
-    def build(self, ttl: int, flow: int, seq: int) -> bytes:
-        return bytes([ttl]) + flow.to_bytes(2, "big") + seq.to_bytes(2, "big")
-
-    def match(self, received: Received) -> Match | None:
-        ttl = received.data[0]
-        seq = int.from_bytes(received.data[1:3], "big")
-        reached = ttl >= 4
-        return Match(seq, "echo-reply" if reached else "time-exceeded",
-                     Outcome.REACHED if reached else Outcome.HOP)  # fmt: skip
+def found(width: int, seed: int, rate: Rate | None = None) -> Discovery:
+    return discover(Topology.diamond(width, seed), rate=rate)
 
 
-def discover(width: int, seed: int, rate: Rate | None = None) -> tuple[Multipath, list[set[str]]]:
-    path = Diamond(width, seed)
-    strategy = Multipath(Schedule(), 0.95, FlowMethod.flows)
-    events = list(drive(Engine(FlowMethod(), strategy, rate=rate), path, clock=path.clock))
-    hops = [set(e.hop.hosts) for e in events if isinstance(e, HopCompleted)]
-    return strategy, hops
+def links(d: Discovery) -> set[tuple[int, str, str]]:
+    return {(k.ttl, k.source, k.target) for k in d.strategy.links()}
 
 
 def test_a_rate_slows_discovery_but_changes_nothing_it_finds() -> None:
     for seed in range(10):
-        free, free_hops = discover(3, seed)
-        capped, capped_hops = discover(3, seed, Rate(200))
-        assert capped_hops == free_hops  # no hop ended early for want of the rate's tokens
-        assert {(k.ttl, k.source, k.target) for k in capped.links()} == {
-            (k.ttl, k.source, k.target) for k in free.links()
-        }
-        assert capped.sent == free.sent
+        free, capped = found(3, seed), found(3, seed, Rate(200))
+        assert capped.hops == free.hops  # no hop ended early for want of the rate's tokens
+        assert links(capped) == links(free)
+        assert capped.probes == free.probes
+        assert capped.duration > free.duration
 
 
 @pytest.mark.parametrize("width", [2, 3, 4])
 def test_a_simulated_diamond_is_found_whole_and_within_the_bound(width: int) -> None:
     failures = 0
     for seed in range(40):
-        strategy, hops = discover(width, seed)
-        assert len(hops) == 4
-        interfaces = {Diamond(width, seed).interface(2, f) for f in range(1024)}
-        failures += hops[1] != interfaces
-        assert hops[2] == {"10.3.0.1"} and hops[3] == {"10.4.0.1"}
-        links = {(k.ttl, k.source, k.target) for k in strategy.links()}
-        assert {(1, "10.1.0.1", a) for a in hops[1]} <= links
-        assert {(2, a, "10.3.0.1") for a in hops[1]} <= links
-        # the rule's own bound at each hop: one interface at hops 1, 3, 4; width at hop 2
-        bound = 3 * probes_needed(1, 0.95) + probes_needed(width, 0.95)
-        assert strategy.sent <= bound
-    assert failures <= 4  # the rule allows 5 % per hop; 40 seeded runs, a margin
+        d = found(width, seed)
+        assert len(d.hops) == 4 and not d.invented
+        failures += not d.complete
+        assert d.hops[2] == {"10.3.0.1"} and d.hops[3] == {"10.4.0.1"}
+        assert not d.strategy.full  # a split and a merge: MDA-Lite's hop-level rule
+        # the rule at each hop: half the budget before the diamond, a quarter after it; the
+        # flows of hop 2 sent to hop 1 too (their links)
+        first, then = 1 - 0.05 / 2, 1 - 0.05 / 4
+        bound = 2 * probes_needed(width, first) + 2 * probes_needed(1, then)
+        assert d.probes <= bound
+    assert failures <= 2  # 2.5 % a run by the rule; 40 seeded runs, a margin
+
+
+def test_an_interrupted_discovery_reports_the_hops_done() -> None:
+    from tracekit.engine import Engine
+    from tracekit.events import HopCompleted, TraceFinished
+    from tracekit.strategies.classic import Schedule
+    from tracekit.strategies.multipath import Multipath
+    from tracekit.testing.fakeroute import Fakeroute, FlowMethod
+
+    path = Fakeroute(Topology.diamond(2))
+    strategy = Multipath(Schedule(), 0.95, FlowMethod.flows)
+    engine = Engine(FlowMethod(), strategy)
+    while strategy.ttl < 3:  # hops 1 and 2 done, hop 1 reported
+        for probe in engine.due(path.now):
+            engine.sent(probe, path.send(probe.packet))
+        for received in path.receive(0.01):
+            engine.feed(received)
+    engine.stop(path.now)
+    events = engine.take_events()
+    hops = [e.hop.ttl for e in events if isinstance(e, HopCompleted)]
+    assert hops == [1, 2] and isinstance(events[-1], TraceFinished)
+    assert events[-1].end == "interrupted"
+
+
+#: Fixed seeds of random_diamond: (seed, meshed), each found whole (the rule allows misses
+#: with its stated chance; these seeds have none, so a change that loses a link shows).
+CASES = [(1, False), (2, False), (4, False), (3, True), (5, True), (7, True), (11, True)]
+
+
+@pytest.mark.parametrize(("seed", "mesh"), CASES)
+def test_random_diamonds_are_found_whole(seed: int, mesh: bool) -> None:
+    topology = random_diamond(random.Random(seed), meshed=mesh)
+    d = discover(topology)
+    assert d.complete, (d.truth_links - d.links, d.links - d.truth_links)
+    if mesh:  # full MDA where meshed (unmeshed ones may be uneven: full MDA there too)
+        assert d.strategy.full
+
+
+def test_links_and_interfaces_are_never_invented() -> None:
+    for seed in range(30):
+        topology = random_diamond(random.Random(1000 + seed), meshed=seed % 2 == 1, max_width=8)
+        d = discover(topology, confidence=0.95)
+        assert not d.invented
+        assert all(h <= t for h, t in zip(d.hops, d.truth_hops, strict=True))
+
+
+def test_rate_limited_routers_are_retried_not_counted_missing() -> None:
+    """Linux routers answer 6 probes at once, then one a second: probes they withhold are
+    sent again later on the same flow, and every interface and link is still found."""
+    topology = random_diamond(random.Random(3), meshed=True, max_width=8)
+    d = discover(topology, ratelimit=True)
+    assert d.complete and d.duration > 1.0
+    assert d.probes > discover(topology).probes  # the retries
+
+
+def test_a_silent_branch_is_left_out_and_nothing_is_invented() -> None:
+    topology = Topology.diamond(3)
+    d = discover(topology, silent=frozenset({"10.2.1.1"}))
+    assert d.complete and d.hops[1] == {"10.2.0.1", "10.2.2.1"}
+    assert d.duration < 5.0  # a silent interface is not paced like a rate-limited one
 
 
 # -- on the namespace network ---------------------------------------------------------------
@@ -183,11 +188,87 @@ def test_mda_text_lists_each_interface_and_its_successors(diamond: Lab) -> None:
 
 @pytest.mark.netns
 def test_mda_refuses_probes_that_cannot_vary_their_flow(diamond: Lab) -> None:
-    process = diamond.tracekit(diamond.address("server"), "--mda", "--probe", "tcp")
+    server = diamond.address("server")
+    process = diamond.tracekit(server, "--mda", "--probe", "tcp", "--source-port", "40000")
     assert process.returncode == 2 and process.stdout == ""
     assert process.stderr == (
         "tracekit: --mda needs probes that can vary their flow: tcp probes cannot here "
-        "(use --probe udp without --port, or icmp)\n"
+        "(use udp without --port, tcp without --source-port, or icmp)\n"
     )
     cycles = diamond.tracekit(diamond.address("server"), "--mda", "-c", "3")
     assert cycles.returncode == 2 and "--mda is one pass" in cycles.stderr
+
+
+@pytest.fixture(scope="module")
+def labs() -> Any:
+    """Wider load-balanced networks, built when first asked for: a 4-way diamond, a split
+    that merges in steps, and meshed routers."""
+    from tracekit.testing.pytest_plugin import _require_root
+
+    _require_root()
+    built: dict[str, Lab] = {}
+    topologies = {"wide": WIDE_DIAMOND, "stepped": STEPPED, "meshed": MESHED}
+
+    def lab(name: str) -> Lab:
+        if name not in built:
+            # each router its own hash; over IPv4 answering from one address, so merges and
+            # meshes show as such
+            other = name != "wide"
+            lab = Lab(topology=topologies[name], multipath_hash=1, ratelimit=0,
+                      single_return=other, hash_seeds=other)  # fmt: skip
+            built[name] = lab.build()
+        return built[name]
+
+    yield lab
+    for each in built.values():
+        each.close()
+
+
+def mda_report(lab: Lab, version: int, *args: str) -> dict[str, Any]:
+    server = lab.address("server", version)
+    process = lab.tracekit(server, f"-{version}", "-n", "--mda", "--format", "json", *args)
+    assert process.returncode == 0, process.stderr
+    report: dict[str, Any] = json.loads(process.stdout)
+    return report
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("probe", ["udp", "tcp"])
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("name", ["wide", "stepped", "meshed"])
+def test_mda_finds_every_interface_and_link_of_wider_diamonds(
+    labs: Any, name: str, version: int, probe: str
+) -> None:
+    lab = labs(name)
+    hops, links = lab.hop_choices(version), lab.hop_links(version)
+    # The rule misses something with its stated chance (5 % a trace): once more then; an
+    # interface or a link that does not exist is never accepted.
+    for _ in range(2):
+        report = mda_report(lab, version, "--probe", probe)
+        assert report["probe"]["method"] == probe
+        found = [{h["address"] for h in hop["hosts"]} for hop in report["hops"]]
+        shown = {(k["ttl"], k["from"], k["to"]) for k in report["links"]}
+        assert all(f <= h for f, h in zip(found, hops, strict=True)) and shown <= links
+        if found == hops and shown == links:
+            break
+    assert (found, shown) == (hops, links)
+
+
+@pytest.mark.netns
+def test_mda_paces_routers_that_limit_their_icmp_errors() -> None:
+    """Routers answering 6 probes at once, then one every 100 ms: withheld answers are
+    asked again on their flow, and the diamond is still found whole."""
+    from tracekit.testing.pytest_plugin import _require_root
+
+    _require_root()
+    with Lab(topology=DIAMOND, multipath_hash=1, ratelimit=100) as lab:
+        for _ in range(2):
+            report = mda_report(lab, 4)
+            found = [{h["address"] for h in hop["hosts"]} for hop in report["hops"]]
+            shown = {(k["ttl"], k["from"], k["to"]) for k in report["links"]}
+            assert shown <= lab.hop_links()
+            if found == lab.hop_choices() and shown == lab.hop_links():
+                break
+        assert (found, shown) == (lab.hop_choices(), lab.hop_links())
+        withheld = sum(p["address"] is None for hop in report["hops"] for p in hop["probes"])
+        assert withheld > 0  # the limit did bite, and cost no interface

@@ -132,10 +132,32 @@ def test_tcp_answers_from_the_destination(probes: list[Any], flags: str, reply: 
     match = probe.match(received(answer))
     assert match is not None
     assert (match.seq, match.reply, match.outcome) == (7, reply, Outcome.REACHED)
-    stray = IP(src=DST[4], dst=SRC[4]) / TCP(sport=80, dport=probe.source_port + 1, flags="SA")
+    stray = IP(src=DST[4], dst=SRC[4]) / TCP(sport=80, dport=probe.source_port - 1, flags="SA")
     assert probe.match(received(stray)) is None
     bare_rst = IP(src=DST[4], dst=SRC[4]) / TCP(sport=80, dport=probe.source_port, flags="R")
     assert probe.match(received(bare_rst)) is None
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_tcp_flows_vary_the_source_port_and_keep_the_identity(
+    probes: list[Any], version: int
+) -> None:
+    probe = make(probes, TcpSyn, version)
+    assert probe.flows > 256
+    packets = [probe.build(5, flow, seq) for seq, flow in enumerate([0, 1, 200, 0])]
+    segments = [(IP(p) if version == 4 else IPv6(p))[TCP] for p in packets]
+    base = probe.source_port
+    assert [s.sport for s in segments] == [base, base + 1, base + 200, base]
+    assert {s.dport for s in segments} == {80}
+    assert all(valid_l4_checksum(p) for p in packets)
+    match = probe.match(received(error_about(packets[2], version)))
+    assert match is not None and match.seq == 2
+    answer = (IP(src=DST[4], dst=SRC[4]) if version == 4 else IPv6(src=DST[6], dst=SRC[6])) / TCP(
+        sport=80, dport=base + 200, flags="SA", ack=(probe.isn + 2 + 1) & 0xFFFFFFFF
+    )
+    match = probe.match(received(answer))
+    assert match is not None and (match.seq, match.outcome) == (2, Outcome.REACHED)
+    assert make(probes, TcpSyn, version, source_port=base + 7).flows == 1  # a fixed port
 
 
 def test_tcp_admin_prohibited_ends_the_trace(probes: list[Any]) -> None:

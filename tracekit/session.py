@@ -320,7 +320,7 @@ def _strategy(request: TraceRequest, method: ProbeMethod) -> Strategy:
         if method.flows < 2:
             raise BadInput(
                 f"--mda needs probes that can vary their flow: {request.probe} probes "
-                "cannot here (use --probe udp without --port, or icmp)"
+                "cannot here (use udp without --port, tcp without --source-port, or icmp)"
             )
         return Multipath(s, request.mda, method.flows)
     if request.cycles is None:

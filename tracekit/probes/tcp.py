@@ -6,6 +6,11 @@ The destination is reached when it answers SYN-ACK (port open) or RST (port clos
 
 The source port is reserved by a bound TCP socket that never listens, so our kernel answers
 the destination's SYN-ACK with a RST: no half-open connection is left behind.
+
+Flows (``--mda``): flow ``f`` comes from the source port ``f`` above the reserved one (the
+destination port stays the one asked for, the identity stays in the sequence number), for
+:data:`FLOWS` flows unless ``--source-port`` fixes it. Only the first port is reserved; our
+kernel answers a SYN-ACK to the others with a RST as well, as no socket holds them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.packets import set_long, set_ttl
+from tracekit.packets import set_long, set_ttl, set_word
 from tracekit.probes import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
@@ -25,6 +30,8 @@ if TYPE_CHECKING:
     from tracekit.hookspecs import RegisterProbe
 
 DEFAULT_PORT = 80
+#: Flows (source ports) for multipath discovery, unless ``--source-port`` is given.
+FLOWS = 1024
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _TCP = 6
 
@@ -41,7 +48,10 @@ class TcpSyn(PacketProbe):
         from scapy.layers.inet import TCP
 
         self.port: int = context.options.get("port") or DEFAULT_PORT
-        self.source_port = self.reserve_port(socket.SOCK_STREAM, context.options.get("source_port"))
+        fixed = context.options.get("source_port")
+        self.source_port = self.reserve_port(socket.SOCK_STREAM, fixed)
+        if fixed is None:
+            self.flows = min(FLOWS, 0x10000 - self.source_port)
         self.isn = int.from_bytes(os.urandom(4), "big")
         syn = TCP(
             sport=self.source_port,
@@ -63,6 +73,8 @@ class TcpSyn(PacketProbe):
     def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
         set_ttl(packet, ttl)
+        if flow:
+            set_word(packet, self.l4, self.source_port + flow, self.l4 + 16)
         set_long(packet, self.l4 + 4, (self.isn + seq) & 0xFFFFFFFF, self.l4 + 16)
         return bytes(packet)
 
@@ -77,7 +89,7 @@ class TcpSyn(PacketProbe):
             return None
         sport, dport, sequence = struct.unpack_from("!HHI", quoted.l4)
         name = reply.name
-        if (sport, dport) != (self.source_port, self.port) or name is None:
+        if dport != self.port or not self._ours(sport) or name is None:
             return None
         seq = (sequence - self.isn) & 0xFFFFFFFF
         if seq >= self.sequence_space:
@@ -85,12 +97,16 @@ class TcpSyn(PacketProbe):
         outcome = error_outcome(name, received.address, self.context.destination)
         return Match(seq, name, outcome, reply.mpls)
 
+    def _ours(self, port: int) -> bool:
+        """Whether ``port`` is one of our flows' source ports."""
+        return 0 <= port - self.source_port < self.flows
+
     def _answer(self, received: Received, segment: bytes) -> Match | None:
         """The destination's own answer: SYN-ACK or RST, acknowledging our sequence + 1."""
         if received.address != self.context.destination or len(segment) < 14:
             return None
         sport, dport, _, ack, _, flags = struct.unpack_from("!HHIIBB", segment)
-        if (sport, dport) != (self.port, self.source_port):
+        if sport != self.port or not self._ours(dport):
             return None
         if not flags & _ACK:
             return None  # a bare RST does not say which probe it answers

@@ -4,6 +4,6 @@ Used by tracekit's own tests, by plugin authors' tests (through the pytest plugi
 :mod:`tracekit.testing.pytest_plugin`) and by ``tracekit demo``.
 """
 
-from tracekit.testing.netlab import DIAMOND, Lab, LabError
+from tracekit.testing.netlab import DIAMOND, MESHED, STEPPED, WIDE_DIAMOND, Lab, LabError
 
-__all__ = ["DIAMOND", "Lab", "LabError"]
+__all__ = ["DIAMOND", "MESHED", "STEPPED", "WIDE_DIAMOND", "Lab", "LabError"]

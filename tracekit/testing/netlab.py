@@ -47,6 +47,36 @@ DIAMOND = [
     ("r3", "server"),
 ]
 
+#: Four equal-cost paths: r1 reaches r3 through r2a, r2b, r2c and r2d.
+WIDE_DIAMOND = [
+    ("client", "r1"),
+    *(("r1", f"r2{x}") for x in "abcd"),
+    *((f"r2{x}", "r3") for x in "abcd"),
+    ("r3", "server"),
+]
+#: A split that merges in steps: four paths from r1, two by two into r3a and r3b, then r4.
+STEPPED = [
+    ("client", "r1"),
+    *(("r1", f"r2{x}") for x in "abcd"),
+    ("r2a", "r3a"),
+    ("r2b", "r3a"),
+    ("r2c", "r3b"),
+    ("r2d", "r3b"),
+    ("r3a", "r4"),
+    ("r3b", "r4"),
+    ("r4", "server"),
+]
+#: Routers meshed: r2a and r2b each reach both r3a and r3b, which both reach r4.
+MESHED = [
+    ("client", "r1"),
+    ("r1", "r2a"),
+    ("r1", "r2b"),
+    *((f"r2{x}", f"r3{y}") for x in "ab" for y in "ab"),
+    ("r3a", "r4"),
+    ("r3b", "r4"),
+    ("r4", "server"),
+]
+
 
 class LabError(RuntimeError):
     """The network could not be built (not root, no ``ip`` command...)."""
@@ -80,6 +110,19 @@ class Lab:
     several shortest paths lead on, routers spread traffic over them (ECMP), hashing on
     ports too when ``multipath_hash=1`` (``fib_multipath_hash_policy``).
 
+    With ``single_return``, routes back to the client take one path (the first) instead of
+    spreading: over IPv4 a router then answers from one address whichever way a probe came
+    in (as routers answering from a loopback do), so meshed routers show as meshed
+    interfaces. Over IPv6, Linux answers from the address a probe came in by, either way.
+    Without it, Linux hashes an ICMP error's way back as the probe's way in, and each router
+    answers from the address the probe came in by where the paths mirror each other (each
+    router splitting over its own neighbours, as in ``DIAMOND``).
+
+    With ``hash_seeds`` (Linux 6.11 or later), each router hashes flows with a seed of its
+    own (``fib_multipath_hash_seed``), so routers choose independently, as real ones do;
+    otherwise they share one hash, and a flow that r1 sends to its first path, r2 sends to
+    its first path too (a mesh then shows no crossing link).
+
     Routers named (``"r2"``) or numbered (``2``) in ``silent`` send no ICMP errors at all.
     ``ratelimit`` is the routers' ICMP rate limit in milliseconds (0: none; ``None``: the
     kernel default, about one error per second after a small burst). The kernel's separate
@@ -96,6 +139,8 @@ class Lab:
     udp_ports: Sequence[int] = ()
     topology: Sequence[tuple[str, str]] | None = None
     multipath_hash: int | None = None
+    single_return: bool = False
+    hash_seeds: bool = False
     tag: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(2)}")
     links: list[Link] = field(default_factory=list)
     _built: list[str] = field(default_factory=list, repr=False)
@@ -182,10 +227,34 @@ class Lab:
                     continue
                 for before in self.neighbours(node):
                     if from_client.get(before) == ttl - 1:
-                        address = self._link_between(before, node).address(node, ip_version)
+                        address = self._answering(node, before, ip_version)
                         choices.add(None if node in self.silent else address)
             hops.append(choices)
         return hops
+
+    def hop_links(self, ip_version: int = 4, dst: str = "server") -> set[tuple[int, str, str]]:
+        """The links a multipath trace from the client to ``dst`` can find: ``(ttl, from,
+        to)``, ``from`` answering at ``ttl`` and ``to`` at ``ttl + 1`` (shortest paths,
+        ECMP), each router answering as the class docstring says."""
+        from_client, to_dst = self.distances("client"), self.distances(dst)
+        total = to_dst["client"]
+        on_path = {n for n in self.nodes if from_client.get(n, -1) + to_dst.get(n, -1) == total}
+        out: set[tuple[int, str, str]] = set()
+        for node in on_path - {"client", dst}:
+            ttl = from_client[node]
+            before = [p for p in self.neighbours(node) if p in on_path and from_client[p] < ttl]
+            after = [n for n in self.neighbours(node) if n in on_path and from_client[n] > ttl]
+            for p in before:
+                source = self._answering(node, p, ip_version)
+                for n in after:
+                    out.add((ttl, source, self._answering(n, node, ip_version)))
+        return out
+
+    def _answering(self, node: str, before: str, ip_version: int) -> str:
+        """The address ``node`` answers from, for a probe that came from ``before``."""
+        if self.single_return and ip_version == 4 and node != "client":
+            before = self.next_hops(node, "client")[0]
+        return self._link_between(before, node).address(node, ip_version)
 
     def expected_hops(self, ip_version: int = 4, dst: str = "server") -> list[str | None]:
         """The addresses a trace from the client to ``dst`` must show, ``None`` for silent."""
@@ -259,6 +328,8 @@ class Lab:
         if router and self.multipath_hash is not None:
             settings["net/ipv4/fib_multipath_hash_policy"] = self.multipath_hash
             settings["net/ipv6/fib_multipath_hash_policy"] = self.multipath_hash
+        if router and self.hash_seeds:  # one per router, the same on every run
+            settings["net/ipv4/fib_multipath_hash_seed"] = 7919 * (self.nodes.index(node) + 1)
         if self.ratelimit == 0:  # the per-namespace budget for all ICMP errors, too
             settings["net/ipv4/icmp_msgs_per_sec"] = 1_000_000
             settings["net/ipv4/icmp_msgs_burst"] = 1_000_000
@@ -281,6 +352,8 @@ class Lab:
             # Route each subnet via the neighbours on shortest paths to it (several: ECMP).
             near = min((link.a, link.b), key=lambda end: self.distances(end).get(node, 1 << 30))
             gateways = self.next_hops(node, near)
+            if self.single_return and "client" in (link.a, link.b):
+                gateways = gateways[:1]
             for version in (4, 6):
                 vias = [self._link_between(node, g).address(g, version) for g in gateways]
                 if len(vias) == 1:
