@@ -36,7 +36,7 @@ from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry, notifier
 from tracekit.probes import ProbeContext, ProbeMethod, option_names
 from tracekit.resolve import resolve, source_for
-from tracekit.sockets import RawTransport, privilege_hint, raw_sockets_allowed
+from tracekit.sockets import SHARED_RCVBUF, RawTransport, privilege_hint, raw_sockets_allowed
 from tracekit.strategies.classic import Classic, Schedule
 from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
@@ -523,6 +523,9 @@ class _Bulk:
                         more = False
                     else:
                         self._start(chosen)
+                        # Starting a trace takes time, and the traces already started get
+                        # answers meanwhile: read them now, or the sockets' buffers fill.
+                        fleet.pump()
                 if not len(fleet):
                     if not more:
                         return
@@ -583,7 +586,12 @@ class _Bulk:
         transport = self._shared.get(key)
         if transport is None:
             transport = self._shared[key] = RawTransport(
-                ip_version, None, source, method.extra_protocols, request.interface
+                ip_version,
+                None,
+                source,
+                method.extra_protocols,
+                request.interface,
+                buffer=SHARED_RCVBUF,
             )
             self.fleet.add_transport(transport)
         return transport
