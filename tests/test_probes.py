@@ -184,3 +184,16 @@ def test_mpls_is_shown_compactly_in_text() -> None:
                          [MplsLabel(16010, 0, True, 1)])  # fmt: skip
     hop = Hop(2, [result], {"10.0.2.2": Host("10.0.2.2")})
     assert hop_line(hop, numeric=True) == " 2  10.0.2.2  1.500 ms <MPLS:L=16010,E=0,S=1,T=1>"
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("cls", [IcmpEcho, UdpProbe])
+@pytest.mark.parametrize("size", [61, 64, 187])
+def test_paris_probes_of_any_packet_size_have_valid_checksums(
+    probes: list[Any], cls: Any, version: int, size: int
+) -> None:
+    """The word that steers the checksum is a whole 16-bit word of the layer above IP, also
+    when an odd --packet-size leaves half a word at the end."""
+    probe = make(probes, cls, version, paris=True, packet_size=size + (20 if version == 6 else 0))
+    for flow, seq in ((0, 0), (0, 5), (3, 9), (17, 300)):
+        assert valid_l4_checksum(probe.build(1 + seq % 30, flow, seq))

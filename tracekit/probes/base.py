@@ -60,8 +60,10 @@ class PacketProbe(ProbeMethod):
 
     @property
     def free_word(self) -> int:
-        """Offset of the payload word that may be changed to steer a checksum."""
-        return len(self.template) - 2
+        """Offset of the payload word that may be changed to steer a checksum: the last
+        whole one, counted in 16-bit words from the start of the layer above IP as the
+        checksum counts them (with an odd ``--packet-size`` the last byte is half a word)."""
+        return self.l4 + (len(self.template) - self.l4) // 2 * 2 - 2
 
     def is_ours(self, quoted: Any) -> bool:
         """Whether a quoted IP header (scapy's ``IPerror``/``IPerror6``) is one of this
