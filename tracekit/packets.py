@@ -38,6 +38,22 @@ def set_word(packet: bytearray, offset: int, value: int, checksum_offset: int) -
     struct.pack_into("!H", packet, checksum_offset, ~total & 0xFFFF)
 
 
+def set_words(
+    packet: bytearray, offset: int, data: bytes, checksum_offsets: tuple[int, ...]
+) -> None:
+    """Put ``data`` (an even number of bytes: an address) at ``offset``, and fix every
+    checksum at ``checksum_offsets`` (those that cover it: the IPv4 header's, and a layer 4
+    checksum whose pseudo-header holds the address)."""
+    for at in range(0, len(data), 2):
+        (old,) = struct.unpack_from("!H", packet, offset + at)
+        (value,) = struct.unpack_from("!H", data, at)
+        for checksum_offset in checksum_offsets:
+            (checksum,) = struct.unpack_from("!H", packet, checksum_offset)
+            total = _ones_add(_ones_add(~checksum & 0xFFFF, ~old & 0xFFFF), value)
+            struct.pack_into("!H", packet, checksum_offset, ~total & 0xFFFF)
+        struct.pack_into("!H", packet, offset + at, value)
+
+
 def set_ttl(packet: bytearray, ttl: int) -> None:
     """Set the IPv4 TTL or IPv6 hop limit (the kernel recomputes the IPv4 header checksum)."""
     packet[8 if packet[0] >> 4 == 4 else 7] = ttl

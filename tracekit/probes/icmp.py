@@ -18,11 +18,22 @@ from typing import TYPE_CHECKING, Any
 from tracekit import hookimpl
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probes import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
-from tracekit.probes.base import PacketProbe, payload
+from tracekit.probes.base import PacketProbe, payload, scapy_template
 from tracekit.replies import error_outcome
 
 if TYPE_CHECKING:
     from tracekit.hookspecs import RegisterProbe
+
+
+def _echo_request(ip_version: int, data: bytes) -> Any:
+    """An echo request with identifier and sequence 0, carrying ``data`` (scapy layers)."""
+    if ip_version == 4:
+        from scapy.layers.inet import ICMP
+
+        return ICMP(type=8, id=0, seq=0) / data
+    from scapy.layers.inet6 import ICMPv6EchoRequest
+
+    return ICMPv6EchoRequest(id=0, seq=0) / data
 
 
 class IcmpEcho(PacketProbe):
@@ -34,15 +45,16 @@ class IcmpEcho(PacketProbe):
         super().__init__(context)
         self.identifier = int.from_bytes(os.urandom(2), "big") % 0xFFFF + 1
         self.paris = bool(context.options.get("paris"))
-        if context.ip_version == 4:
-            from scapy.layers.inet import ICMP
-
-            echo: Any = ICMP(type=8, id=self.identifier, seq=0)
-        else:
-            from scapy.layers.inet6 import ICMPv6EchoRequest
-
-            echo = ICMPv6EchoRequest(id=self.identifier, seq=0)
-        self.template = bytes(self.ip() / echo / payload(context, self.l4 + 8))
+        template = scapy_template(
+            _echo_request,
+            context.ip_version,
+            context.source,
+            self.tos,
+            payload(context, self.l4 + 8),
+        )
+        packet = self.retarget(template, None if context.ip_version == 4 else 2)
+        set_word(packet, self.l4 + 4, self.identifier, self.l4 + 2)
+        self.template = bytes(packet)
         self._protocol, self._request = (1, 8) if context.ip_version == 4 else (58, 128)
         if self.paris:
             self.flows = 0xFFFE

@@ -16,9 +16,9 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.packets import set_long, set_ttl
+from tracekit.packets import set_long, set_ttl, set_word
 from tracekit.probes import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
-from tracekit.probes.base import PacketProbe
+from tracekit.probes.base import PacketProbe, scapy_template
 from tracekit.replies import error_outcome
 
 if TYPE_CHECKING:
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 80
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _TCP = 6
+
+
+def _syn(ip_version: int, port: int) -> Any:
+    """A SYN from source port 0 to ``port``, sequence 0, with an MSS option (scapy layers)."""
+    from scapy.layers.inet import TCP
+
+    return TCP(sport=0, dport=port, seq=0, flags="S", window=64240, options=[("MSS", 1460)])
 
 
 class TcpSyn(PacketProbe):
@@ -38,20 +45,14 @@ class TcpSyn(PacketProbe):
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
-        from scapy.layers.inet import TCP
-
         self.port: int = context.options.get("port") or DEFAULT_PORT
         self.source_port = self.reserve_port(socket.SOCK_STREAM, context.options.get("source_port"))
         self.isn = int.from_bytes(os.urandom(4), "big")
-        syn = TCP(
-            sport=self.source_port,
-            dport=self.port,
-            seq=self.isn,
-            flags="S",
-            window=64240,
-            options=[("MSS", 1460)],
-        )
-        self.template = bytes(self.ip() / syn)
+        template = scapy_template(_syn, context.ip_version, context.source, self.tos, self.port)
+        packet = self.retarget(template, 16)
+        set_word(packet, self.l4, self.source_port, self.l4 + 16)
+        set_long(packet, self.l4 + 4, self.isn, self.l4 + 16)
+        self.template = bytes(packet)
 
     def parameters(self) -> dict[str, Any]:
         return {
