@@ -7,6 +7,7 @@ the checksums right with an incremental update (RFC 1624).
 
 from __future__ import annotations
 
+import functools
 import struct
 
 
@@ -88,12 +89,14 @@ def set_long(packet: bytearray, offset: int, value: int, checksum_offset: int) -
     set_word(packet, offset + 2, value & 0xFFFF, checksum_offset)
 
 
+@functools.cache
 def skip_scapy_routes() -> None:
     """Tell scapy not to read the routing tables when its layers are first imported.
 
     Probes carry the source address the kernel chose (``ProbeContext.source``) and go out
     through tracekit's own sockets, so scapy's copy of the routes is never used; reading it
-    costs a third of scapy's import time. Call before the first import of ``scapy.layers``.
+    costs a third of scapy's import time. Call before the first import of ``scapy.layers``
+    (once a process: every trace of a run calls it).
     """
     from scapy.config import conf
 

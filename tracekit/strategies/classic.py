@@ -46,15 +46,9 @@ class Schedule:
     shuffle: bool = False
 
 
-def shuffled(pending: list[int], block: int) -> list[int]:
-    """``pending`` with each run of ``block`` entries in a random order."""
-    rng = random.Random()
-    out: list[int] = []
-    for i in range(0, len(pending), block):
-        part = pending[i : i + block]
-        rng.shuffle(part)
-        out += part
-    return out
+def blocks(pending: list[int], block: int) -> list[list[int]]:
+    """``pending`` cut in runs of ``block`` entries, the last run first (to be popped)."""
+    return [pending[i : i + block] for i in range(0, len(pending), block)][::-1]
 
 
 class Classic(Strategy):
@@ -64,8 +58,13 @@ class Classic(Strategy):
         self.schedule = s = schedule
         #: TTLs still to probe, one entry per probe, in order.
         self._pending = [ttl for ttl in range(s.first_ttl, s.max_ttl + 1) for _ in range(s.queries)]
+        #: With ``shuffle``: the runs of ``window`` entries not yet in ``_pending``, each put
+        #: there in a random order when ``_pending`` runs short (most traces end long before
+        #: ``max_ttl``: shuffling every run up front cost a fleet more than their probes).
+        self._runs: list[list[int]] = []
         if s.shuffle:
-            self._pending = shuffled(self._pending, s.window)
+            self._runs, self._pending = blocks(self._pending, s.window), []
+            self._top_up()
         self._at: dict[int, list[Probe]] = {}
         self._in_flight: list[Probe] = []
         #: Ids of answered probes, in order, with their round trips: for NEAR.
@@ -86,7 +85,18 @@ class Classic(Strategy):
         at_ttl = self._last_send_at.get(ttl, float("-inf"))
         return max(self._last_send + s.send_interval, at_ttl + s.hop_interval)
 
+    def _top_up(self) -> None:
+        """Put runs of ``_runs`` in ``_pending``, each in a random order, while it holds
+        less than a window (so the window is never short of probes it could send)."""
+        later, pending = self._runs, self._pending
+        while later and len(pending) < self.schedule.window:
+            part = later.pop()
+            random.shuffle(part)
+            pending += part
+
     def _send_due(self, now: float) -> None:
+        if self._runs:
+            self._top_up()
         kept: list[int] = []
         pending = iter(self._pending)
         for ttl in pending:
@@ -107,6 +117,8 @@ class Classic(Strategy):
             self._in_flight.append(probe)
         kept.extend(pending)
         self._pending = kept
+        if self._runs:
+            self._top_up()
 
     # -- waiting ----------------------------------------------------------------------------
 
