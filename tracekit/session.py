@@ -225,7 +225,8 @@ class _Tracing:
         family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
         self.packed_destination = socket.inet_pton(family, address)
         context = ProbeContext(ip_version, source, address, dict(request.probe_options))
-        skip_scapy_routes()
+        if getattr(setup.probe_entry.factory, "uses_scapy", True):
+            skip_scapy_routes()
         stack = self.stack
         method = setup.probe_entry.factory(context)
         stack.callback(method.close)

@@ -1,22 +1,18 @@
-"""What the built-in probe methods share: a packet built once by scapy, patched per probe.
+"""What the built-in probe methods share: a packet built once a trace, patched per probe.
 
-A run of many targets makes a probe method per trace, so the scapy build (about a
-millisecond) is done once per kind of packet (:func:`scapy_template`: IP version, source,
-``--tos``, the layers above IP), to the unspecified destination and with a zero identity; each
-trace then patches its destination (:meth:`PacketProbe.retarget`) and identity (an ICMP
-identifier, a source port) into a copy, fixing the checksums incrementally (RFC 1624), as
-every probe already patches its TTL and sequence.
+The built-in methods build their packet from bytes (:meth:`PacketProbe.packet`), without
+scapy, whose import costs a third of a second and whose build a millisecond a trace (a run
+of many targets makes a method per trace); a plugin's method may still use scapy
+(:meth:`PacketProbe.ip`).
 """
 
 from __future__ import annotations
 
-import functools
 import socket
-from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from tracekit.errors import BadInput
-from tracekit.packets import set_words
+from tracekit.packets import ip_packet, skip_scapy_routes
 from tracekit.probes import ProbeContext, ProbeMethod
 
 if TYPE_CHECKING:
@@ -41,30 +37,6 @@ def payload(context: ProbeContext, headers: int) -> bytes:
     return (b"tracekit" * (length // 8 + 1))[:length]
 
 
-#: The unspecified addresses: where :func:`scapy_template` packets go until retargeted.
-_NOWHERE = {4: "0.0.0.0", 6: "::"}
-
-
-@functools.lru_cache(maxsize=64)
-def scapy_template(
-    layers: Callable[..., Any], ip_version: int, source: str, tos: int, *args: Hashable
-) -> bytes:
-    """The bytes scapy builds for an IP/IPv6 header from ``source`` to the unspecified
-    address (TTL 1; ``tos``: type of service or traffic class) over ``layers(ip_version,
-    *args)`` (a module-level function that makes the scapy layers above IP), with the
-    lengths and checksums (pseudo-header included) scapy computes. Built once per distinct
-    arguments: pure bytes, which the traces of a run share."""
-    if ip_version == 4:
-        from scapy.layers.inet import IP
-
-        header: Any = IP(src=source, dst=_NOWHERE[4], ttl=1, tos=tos)
-    else:
-        from scapy.layers.inet6 import IPv6
-
-        header = IPv6(src=source, dst=_NOWHERE[6], hlim=1, tc=tos)
-    return bytes(header / layers(ip_version, *args))
-
-
 class PacketProbe(ProbeMethod):
     """A probe method whose packets differ only in TTL and a few header fields."""
 
@@ -82,6 +54,7 @@ class PacketProbe(ProbeMethod):
     def ip(self, **fields: Any) -> Any:
         """A scapy IP/IPv6 header from our source to the destination, with ``--tos`` (the
         IPv4 type of service or IPv6 traffic class) where given."""
+        skip_scapy_routes()
         tos = self.context.options.get("tos") or 0
         if self.context.ip_version == 4:
             from scapy.layers.inet import IP
@@ -99,17 +72,13 @@ class PacketProbe(ProbeMethod):
         tos: int = self.context.options.get("tos") or 0
         return tos
 
-    def retarget(self, template: bytes, l4_checksum: int | None) -> bytearray:
-        """A copy of ``template`` (from :func:`scapy_template`) sent to our destination: the
-        IPv4 header checksum and the layer 4 checksum at offset ``l4_checksum`` (``None``:
-        none covers the destination, as ICMPv4's) fixed for it."""
-        packet = bytearray(template)
-        checksums: tuple[int, ...] = (10,) if self.context.ip_version == 4 else ()
-        if l4_checksum is not None:
-            checksums += (self.l4 + l4_checksum,)
-        offset = 16 if self.context.ip_version == 4 else 24
-        set_words(packet, offset, self.packed_destination, checksums)
-        return packet
+    def packet(self, protocol: int, upper: bytes, checksum_at: int | None) -> bytes:
+        """Our whole probe packet (:func:`tracekit.packets.ip_packet`): an IP/IPv6 header from
+        our source to the destination, TTL 1, ``--tos``, over ``upper`` (the layer above IP,
+        its checksum at ``checksum_at`` filled in)."""
+        return ip_packet(
+            self.packed_source, self.packed_destination, self.tos, protocol, upper, checksum_at
+        )
 
     @property
     def free_word(self) -> int:

@@ -18,26 +18,17 @@ from typing import TYPE_CHECKING, Any
 from tracekit import hookimpl
 from tracekit.packets import set_ttl, set_word, steer_checksum
 from tracekit.probes import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
-from tracekit.probes.base import PacketProbe, payload, scapy_template
+from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
 
 if TYPE_CHECKING:
     from tracekit.hookspecs import RegisterProbe
 
 
-def _echo_request(ip_version: int, data: bytes) -> Any:
-    """An echo request with identifier and sequence 0, carrying ``data`` (scapy layers)."""
-    if ip_version == 4:
-        from scapy.layers.inet import ICMP
-
-        return ICMP(type=8, id=0, seq=0) / data
-    from scapy.layers.inet6 import ICMPv6EchoRequest
-
-    return ICMPv6EchoRequest(id=0, seq=0) / data
-
-
 class IcmpEcho(PacketProbe):
     """Echo requests whose identifier is this trace's and whose sequence is the probe's."""
+
+    uses_scapy = False  # packets from bytes (PacketProbe.packet)
 
     options = (PARIS, PACKET_SIZE, TOS)  # no ports
 
@@ -45,17 +36,10 @@ class IcmpEcho(PacketProbe):
         super().__init__(context)
         self.identifier = int.from_bytes(os.urandom(2), "big") % 0xFFFF + 1
         self.paris = bool(context.options.get("paris"))
-        template = scapy_template(
-            _echo_request,
-            context.ip_version,
-            context.source,
-            self.tos,
-            payload(context, self.l4 + 8),
-        )
-        packet = self.retarget(template, None if context.ip_version == 4 else 2)
-        set_word(packet, self.l4 + 4, self.identifier, self.l4 + 2)
-        self.template = bytes(packet)
         self._protocol, self._request = (1, 8) if context.ip_version == 4 else (58, 128)
+        echo = struct.pack("!BBHHH", self._request, 0, 0, self.identifier, 0)
+        data = payload(context, self.l4 + 8)
+        self.template = self.packet(self._protocol, echo + data, 2)
         if self.paris:
             self.flows = 0xFFFE
         self._checksum = int.from_bytes(self.template[self.l4 + 2 : self.l4 + 4], "big")

@@ -16,9 +16,9 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.packets import set_long, set_ttl, set_word
+from tracekit.packets import set_long, set_ttl
 from tracekit.probes import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
-from tracekit.probes.base import PacketProbe, scapy_template
+from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
 
 if TYPE_CHECKING:
@@ -27,17 +27,14 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 80
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _TCP = 6
-
-
-def _syn(ip_version: int, port: int) -> Any:
-    """A SYN from source port 0 to ``port``, sequence 0, with an MSS option (scapy layers)."""
-    from scapy.layers.inet import TCP
-
-    return TCP(sport=0, dport=port, seq=0, flags="S", window=64240, options=[("MSS", 1460)])
+#: The TCP option maximum segment size, 1460.
+_MSS_1460 = bytes([2, 4, 0x05, 0xB4])
 
 
 class TcpSyn(PacketProbe):
     """SYN segments whose sequence numbers count the probes from a random start."""
+
+    uses_scapy = False  # packets from bytes (PacketProbe.packet)
 
     extra_protocols = (socket.IPPROTO_TCP,)
     #: A SYN carries no payload: no --packet-size.
@@ -48,11 +45,12 @@ class TcpSyn(PacketProbe):
         self.port: int = context.options.get("port") or DEFAULT_PORT
         self.source_port = self.reserve_port(socket.SOCK_STREAM, context.options.get("source_port"))
         self.isn = int.from_bytes(os.urandom(4), "big")
-        template = scapy_template(_syn, context.ip_version, context.source, self.tos, self.port)
-        packet = self.retarget(template, 16)
-        set_word(packet, self.l4, self.source_port, self.l4 + 16)
-        set_long(packet, self.l4 + 4, self.isn, self.l4 + 16)
-        self.template = bytes(packet)
+        # A SYN, header length 6 words, window 64240, and the option MSS 1460 (as scapy's
+        # TCP(flags="S", window=64240, options=[("MSS", 1460)])).
+        syn = struct.pack(
+            "!HHIIBBHHH", self.source_port, self.port, self.isn, 0, 6 << 4, _SYN, 64240, 0, 0
+        )
+        self.template = self.packet(_TCP, syn + _MSS_1460, 16)
 
     def parameters(self) -> dict[str, Any]:
         return {

@@ -33,7 +33,7 @@ from tracekit.probes import (
     ProbeContext,
     Received,
 )
-from tracekit.probes.base import PacketProbe, payload, scapy_template
+from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
 
 if TYPE_CHECKING:
@@ -43,15 +43,10 @@ BASE_PORT = 33434
 _UDP = 17
 
 
-def _datagram(ip_version: int, port: int, data: bytes) -> Any:
-    """A datagram from source port 0 to ``port``, carrying ``data`` (scapy layers)."""
-    from scapy.layers.inet import UDP
-
-    return UDP(sport=0, dport=port) / data
-
-
 class UdpProbe(PacketProbe):
     """UDP datagrams to a closed (or chosen) port."""
+
+    uses_scapy = False  # packets from bytes (PacketProbe.packet)
 
     options = (PORT, PARIS, SOURCE_PORT, PACKET_SIZE, TOS)
 
@@ -61,13 +56,9 @@ class UdpProbe(PacketProbe):
         self.paris = bool(context.options.get("paris")) or port is not None
         self.port: int = port if port is not None else BASE_PORT
         self.source_port = self.reserve_port(socket.SOCK_DGRAM, context.options.get("source_port"))
-        template = scapy_template(
-            _datagram, context.ip_version, context.source, self.tos, self.port,
-            payload(context, self.l4 + 8),
-        )  # fmt: skip
-        packet = self.retarget(template, 6)
-        set_word(packet, self.l4, self.source_port, self.l4 + 6)
-        self.template = bytes(packet)
+        data = payload(context, self.l4 + 8)
+        header = struct.pack("!HHHH", self.source_port, self.port, 8 + len(data), 0)
+        self.template = self.packet(_UDP, header + data, 6)
         if not self.paris:
             self.extra_protocols = (socket.IPPROTO_UDP,)
             # Destination ports from BASE_PORT up to 65535, never wrapping to low ports.
