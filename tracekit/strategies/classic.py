@@ -87,7 +87,8 @@ class Classic(Strategy):
 
     def _top_up(self) -> None:
         """Put runs of ``_runs`` in ``_pending``, each in a random order, while it holds
-        less than a window (so the window is never short of probes it could send)."""
+        less than a window: when the window has room (so it is never short of probes it
+        could send), not before (a trace that ends early never shuffles the rest)."""
         later, pending = self._runs, self._pending
         while later and len(pending) < self.schedule.window:
             part = later.pop()
@@ -95,7 +96,7 @@ class Classic(Strategy):
             pending += part
 
     def _send_due(self, now: float) -> None:
-        if self._runs:
+        if self._runs and len(self._in_flight) < self.schedule.window:
             self._top_up()
         kept: list[int] = []
         pending = iter(self._pending)
@@ -117,8 +118,6 @@ class Classic(Strategy):
             self._in_flight.append(probe)
         kept.extend(pending)
         self._pending = kept
-        if self._runs:
-            self._top_up()
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -143,6 +142,8 @@ class Classic(Strategy):
 
     def wakeup(self) -> float | None:
         times = [self._deadline(p) for p in self._in_flight]
+        if self._runs and not self._pending and len(self._in_flight) < self.schedule.window:
+            self._top_up()
         if self._pending and len(self._in_flight) < self.schedule.window:
             sendable = [t for t in set(self._pending) if t <= self.end_ttl]
             if sendable:
