@@ -64,7 +64,6 @@ class Classic(Strategy):
         self._runs: list[list[int]] = []
         if s.shuffle:
             self._runs, self._pending = blocks(self._pending, s.window), []
-            self._top_up()
         self._at: dict[int, list[Probe]] = {}
         self._in_flight: list[Probe] = []
         #: Ids of answered probes, in order, with their round trips: for NEAR.
@@ -77,6 +76,8 @@ class Classic(Strategy):
         self._reported = s.first_ttl - 1
         self._last_send = float("-inf")
         self._last_send_at: dict[int, float] = {}
+        if self._runs:
+            self._top_up()
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -90,6 +91,8 @@ class Classic(Strategy):
         less than a window: when the window has room (so it is never short of probes it
         could send), not before (a trace that ends early never shuffles the rest)."""
         later, pending = self._runs, self._pending
+        if later and later[-1][0] > self.end_ttl:
+            later.clear()  # runs go up in TTL: the rest lies past the end, never sent
         while later and len(pending) < self.schedule.window:
             part = later.pop()
             random.shuffle(part)
@@ -129,8 +132,8 @@ class Classic(Strategy):
         (traceroute's rule); when TTLs go out in a random order, of the nearest hop past
         ``p``'s that answered."""
         if self.schedule.shuffle:
-            beyond = [ttl for ttl in self._hop_rtt if ttl > p.ttl]
-            return self._hop_rtt[min(beyond)] if beyond else None
+            nearest = min((ttl for ttl in self._hop_rtt if ttl > p.ttl), default=None)
+            return None if nearest is None else self._hop_rtt[nearest]
         i = bisect.bisect_right(self._answered_ids, p.id)
         return self._answered_rtts[i] if i < len(self._answered_ids) else None
 
