@@ -85,6 +85,13 @@ def run(command: list[str], stdin: str | None = None) -> tuple[float, float, int
         return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.read()
 
 
+def sent_packets(lab: Lab) -> int:
+    """Packets the client has sent so far, on every interface but loopback: a run's probes
+    are the difference (its output shows no probe past the destination)."""
+    links = json.loads(lab.exec("client", ["ip", "-j", "-s", "link", "show"]).stdout)
+    return sum(link["stats64"]["tx"]["packets"] for link in links if link["ifname"] != "lo")
+
+
 def check(lab: Lab, report: dict[str, Any], known: dict[str, tuple[int, int]]) -> str | None:
     """What is wrong with one trace's hops, if anything."""
     k, version = known[report["target"]]
@@ -127,6 +134,7 @@ def main() -> int:
     rows: dict[str, list[tuple[float, float, int]]] = {"tracekit": [], "xargs": [], "scamper": []}
     wrong: list[str] = []
     exact: list[int] = []  # traces exact, per run
+    sent: list[int] = []  # packets the client sent, per tracekit run
     probes = 0
     # The routers' ICMP rate limits are off (ratelimit=0: icmp_ratelimit 0, and the global
     # budget icmp_msgs_per_sec/icmp_msgs_burst, 1,000 a second and 50 by default, raised to
@@ -150,7 +158,9 @@ def main() -> int:
         sc = [scamper or "scamper", "-c", "trace -P icmp-paris -q 3", "-p", str(args.pps),
               "-O", "json", "-f", str(path)]  # fmt: skip
         for _ in range(args.runs):
+            before = sent_packets(lab)
             wall, cpu, rss, out = run(lab.command("client", tk))
+            sent.append(sent_packets(lab) - before)
             rows["tracekit"].append((wall, cpu, rss))
             reports = [json.loads(line) for line in out.splitlines()]
             probes = sum(len(h["probes"]) for r in reports for h in r["hops"])
@@ -178,8 +188,12 @@ def main() -> int:
         "medians": medians,
         "tracekit_probes": probes,
         "tracekit_probes_per_s": probes / medians["tracekit"]["wall"],
-        # start-up included; probes past the destination are not in the output (not counted)
-        "tracekit_cpu_us_per_probe": medians["tracekit"]["cpu"] / max(1, probes) * 1e6,
+        "tracekit_sent": statistics.median(sent),
+        "tracekit_sent_per_s": statistics.median(sent) / medians["tracekit"]["wall"],
+        # start-up included; per probe sent (the output shows none past the destination)
+        "tracekit_cpu_us_per_probe": medians["tracekit"]["cpu"]
+        / max(1, statistics.median(sent))
+        * 1e6,
         "tracekit_peak_rss_mib": max(r[2] for r in rows["tracekit"]) / 1024,
         "tracekit_exact_per_run": exact,
         "notes": [n for n in (note, scamper_note) if n],
@@ -197,8 +211,9 @@ def main() -> int:
             ratio = result.get(f"tracekit_over_{tool}")
             extra = f"   tracekit/{tool}: {ratio:.2f}" if ratio else ""
             print(f"{tool:9} wall {m['wall']:7.2f} s   cpu {m['cpu']:7.2f} s{extra}")
-        print(f"tracekit: {probes} probes, {result['tracekit_probes_per_s']:.0f} probes/s, "
-              f"{result['tracekit_cpu_us_per_probe']:.0f} µs CPU a probe, "
+        print(f"tracekit: {probes} probes shown, {result['tracekit_probes_per_s']:.0f}/s; "
+              f"{result['tracekit_sent']:.0f} sent, {result['tracekit_sent_per_s']:.0f}/s, "
+              f"{result['tracekit_cpu_us_per_probe']:.0f} µs CPU a probe sent, "
               f"peak RSS {result['tracekit_peak_rss_mib']:.0f} MiB, exact traces per run "
               f"{exact} of {len(known)}")  # fmt: skip
         for line in result["notes"]:
