@@ -281,3 +281,103 @@ def test_the_same_target_twice_is_two_exact_traces_of_their_own(lab: Lab, versio
         assert all(len(hop["probes"]) == 3 for hop in report["hops"])
         assert all(p["address"] for hop in report["hops"][::2] for p in hop["probes"])
     assert len({r["probe"]["parameters"]["identifier"] for r in reports}) == 3
+
+
+def test_the_shared_sockets_hold_seconds_of_answers(lab: Lab) -> None:
+    """The sockets a run of many targets shares get a receive buffer far beyond
+    ``rmem_max`` (``SO_RCVBUFFORCE``, as root): at 10,000 probes a second, the answers that
+    come while the run starts traces or writes them out must not be dropped (they were,
+    with 2,250 targets: traces showed their first hops unanswered)."""
+    script = (
+        "import socket\n"
+        "from tracekit.sockets import SHARED_RCVBUF, RawTransport\n"
+        "for version, local in ((4, '127.0.0.1'), (6, '::1')):\n"
+        "    with RawTransport(version, None, local, buffer=SHARED_RCVBUF) as t:\n"
+        "        for s in t.receivers:\n"
+        "            print(s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= SHARED_RCVBUF)\n"
+    )
+    process = lab.exec("client", [sys.executable, "-c", script])
+    assert process.stdout.split() == ["True", "True"]
+
+
+def test_hundreds_of_targets_at_a_high_rate_are_all_exact(lab: Lab, tmp_path: Path) -> None:
+    """Many traces in flight at 10,000 probes a second: no answer is lost on the way in
+    (the run reads its sockets while it starts traces), so every trace is exact."""
+    known = {
+        target(k, host, version): (k, version)
+        for k in OWNERS
+        for version in (4, 6)
+        for host in range(100, 175)
+    }
+    listing = tmp_path / "targets.txt"
+    listing.write_text("".join(f"{name}\n" for name in known))
+    tmp_path.chmod(0o755)
+    process = lab.tracekit(
+        "--targets", str(listing), "-n", "-q", "3", "--format", "jsonl", "--rate", "10000"
+    )
+    assert process.returncode == 0, process.stderr
+    reports = jsonl(process)
+    assert sorted(r["target"] for r in reports) == sorted(known)
+    for report in reports:
+        k, version = known[report["target"]]
+        assert hop_addresses(report) == expected(lab, k, report["target"], version)
+
+
+#: A third party's output that can show one trace per stream only.
+ONE_TRACE_PLUGIN = """
+from tracekit import hookimpl
+from tracekit.outputs import Output
+
+
+class OneTrace(Output):
+    several_traces = False
+
+    def finish(self, trace):
+        self.target.stream.write(f"the one trace: {trace.target} reached={trace.reached}\\n")
+
+
+@hookimpl
+def tracekit_register_outputs(register):
+    register("onetrace", OneTrace, "one trace a stream (a test plugin)", [".one"])
+"""
+
+
+@pytest.fixture(scope="module")
+def one_trace_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway distribution (a module and its ``.dist-info``) that registers the output."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "onetrace_plugin.py").write_text(ONE_TRACE_PLUGIN)
+    info = root / "onetrace_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: onetrace-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[tracekit]\nonetrace = onetrace_plugin\n")
+    return root
+
+
+@pytest.mark.parametrize("where", ["stdout", "out"])
+def test_an_output_that_shows_one_trace_is_refused_for_several_targets(
+    lab: Lab, one_trace_site: Path, tmp_path: Path, where: str
+) -> None:
+    """An output whose class says ``several_traces = False`` takes one target; with several
+    (even a list of one: ``--targets``) the run is refused before anything is sent: one
+    line, exit status 2, no output. With one target it works as ever."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(one_trace_site), *sys.path])}
+    env.pop("TRACEKIT_DISABLE_PLUGIN_AUTOLOAD", None)
+    out = tmp_path / "trace.one"
+    chosen = ["--format", "onetrace"] if where == "stdout" else ["--out", str(out)]
+    one, two = target(3, 61, 4), target(1, 61, 6)
+    listing = tmp_path / "targets.txt"
+    listing.write_text(f"{one}\n")
+    for targets in ([one, two], ["--targets", str(listing)]):
+        process = lab.tracekit(*targets, "-n", *chosen, env=env)
+        assert process.returncode == 2, process.stderr
+        assert process.stderr.splitlines() == [
+            "tracekit: output 'onetrace' shows one trace: give it one target"
+        ]
+        assert process.stdout == "" and not out.exists()
+    process = lab.tracekit(one, "-n", *chosen, env=env)
+    assert process.returncode == 0, process.stderr
+    shown = process.stdout if where == "stdout" else out.read_text()
+    assert shown == f"the one trace: {one} reached=True\n"

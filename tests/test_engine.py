@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tracekit.driver import drive
@@ -281,3 +282,23 @@ def test_a_rate_allows_a_burst_of_ten_milliseconds_worth() -> None:
     assert rate.take(5.001) and not rate.take(5.001)
     slow = Rate(2)
     assert slow.take(0.0) and not slow.take(0.4) and slow.take(0.5)
+
+
+def test_shuffled_ttls_go_a_window_at_a_time_in_a_random_order() -> None:
+    """With ``shuffle`` (several targets), each run of ``window`` probes (in TTL order) goes
+    out in a random order, one run after another (each shuffled only when it is reached),
+    and the trace is as exact as in TTL order."""
+    orders = set()
+    for _ in range(20):
+        path = SimulatedPath(length=12, delay=0.001, silent={3})
+        _, hops = trace(path, window=8, queries=2, shuffle=True)
+        assert addresses(hops) == [None if t == 3 else f"10.0.{t}.2" for t in range(1, 13)]
+        assert all(len(h.probes) == 2 for h in hops)
+        ttls = [ttl for _, ttl, _, _ in path.sent]
+        in_order = [t for t in range(1, 31) for _ in range(2)]
+        assert sorted(t for t in ttls if t <= 12) == in_order[:24]  # each probe once
+        for start in range(0, len(ttls), 8):  # the last run: some are past the end
+            run_sent = Counter(ttls[start : start + 8])
+            assert run_sent <= Counter(in_order[start : start + 8])
+        orders.add(tuple(ttls))
+    assert len(orders) > 1

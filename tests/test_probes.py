@@ -206,3 +206,84 @@ def test_mpls_is_shown_compactly_in_text() -> None:
                          [MplsLabel(16010, 0, True, 1)])  # fmt: skip
     hop = Hop(2, [result], {"10.0.2.2": Host("10.0.2.2")})
     assert hop_line(hop, numeric=True) == " 2  10.0.2.2  1.500 ms <MPLS:L=16010,E=0,S=1,T=1>"
+
+
+def _scapy_probe(probe: Any, version: int, tos: int, data: bytes) -> bytes:
+    """The packet the method once built with scapy per trace (before templates were
+    shared), for the same destination and identity."""
+    src, dst = probe.context.source, probe.context.destination
+    ip = (
+        IP(src=src, dst=dst, ttl=1, tos=tos)
+        if version == 4
+        else IPv6(src=src, dst=dst, hlim=1, tc=tos)
+    )
+    if isinstance(probe, IcmpEcho):
+        from scapy.layers.inet6 import ICMPv6EchoRequest
+
+        echo: Any = (
+            ICMP(type=8, id=probe.identifier, seq=0)
+            if version == 4
+            else ICMPv6EchoRequest(id=probe.identifier, seq=0)
+        )
+        return bytes(ip / echo / data)
+    if isinstance(probe, UdpProbe):
+        return bytes(ip / UDP(sport=probe.source_port, dport=probe.port) / data)
+    syn = TCP(
+        sport=probe.source_port, dport=probe.port, seq=probe.isn, flags="S", window=64240,
+        options=[("MSS", 1460)],
+    )  # fmt: skip
+    return bytes(ip / syn)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("cls", [IcmpEcho, UdpProbe, TcpSyn])
+def test_shared_templates_patched_per_trace_are_what_scapy_builds(
+    probes: list[Any], cls: Any, version: int
+) -> None:
+    """A trace's packet is a shared template (built by scapy once, to the unspecified
+    address, with a zero identity) with its destination and identity patched in: byte for
+    byte what scapy builds for that destination and identity, checksums included, for many
+    random destinations and identities, with and without --tos and --packet-size."""
+    import random
+
+    rng = random.Random(12)
+    for i in range(60):
+        if version == 4:
+            dst = ".".join(str(rng.randrange(256)) for _ in range(4))
+        else:
+            dst = ":".join(f"{rng.randrange(0x10000):x}" for _ in range(8))
+        options: dict[str, Any] = {}
+        if i % 3 == 1:
+            options["tos"] = rng.randrange(256) & ~3
+        if i % 4 == 2 and cls is not TcpSyn:
+            options["packet_size"] = rng.randrange(60, 200)
+        if i % 5 == 3 and cls is not IcmpEcho:
+            options["port"] = rng.randrange(1, 0x10000)
+        if i % 2 and cls is not TcpSyn:
+            options["paris"] = True
+        probe = cls(ProbeContext(version, SRC[version], dst, options))
+        probes.append(probe)
+        l4 = 20 if version == 4 else 40
+        data = probe.template[l4 + (8 if cls is not TcpSyn else 24) :]
+        assert probe.template == _scapy_probe(probe, version, options.get("tos", 0), data)
+        if cls is TcpSyn:
+            assert data == b""
+        else:
+            assert len(probe.template) == options.get("packet_size", l4 + 8 + 32)
+        for ttl, seq in ((1, 0), (7, rng.randrange(100)), (30, rng.randrange(1000))):
+            assert valid_l4_checksum(probe.build(ttl, 0, seq))
+        probe.close()
+        probes.remove(probe)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("cls", [IcmpEcho, UdpProbe])
+@pytest.mark.parametrize("size", [61, 64, 187])
+def test_paris_probes_of_any_packet_size_have_valid_checksums(
+    probes: list[Any], cls: Any, version: int, size: int
+) -> None:
+    """The word that steers the checksum is a whole 16-bit word of the layer above IP, also
+    when an odd --packet-size leaves half a word at the end."""
+    probe = make(probes, cls, version, paris=True, packet_size=size + (20 if version == 6 else 0))
+    for flow, seq in ((0, 0), (0, 5), (3, 9), (17, 300)):
+        assert valid_l4_checksum(probe.build(1 + seq % 30, flow, seq))

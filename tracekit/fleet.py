@@ -118,11 +118,8 @@ class Fleet:
         and feed them to their traces."""
         # What has arrived is fed first: an answer that came before its probe's give-up
         # time counts, however late the fleet gets to it.
-        fed = self._receive(0.0)
+        self.pump()
         now = self.clock()
-        for lane in fed:
-            if lane in self._wake:
-                self._poll(lane, now)
         self._serve_starved(now)
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -138,6 +135,16 @@ class Fleet:
         if self._starved and self.rate is not None:
             timeout = min(timeout, max(0.0, self.rate.ready_at(now) - now))
         fed = self._receive(timeout)
+        if fed:
+            now = self.clock()
+            for lane in fed:
+                if lane in self._wake:
+                    self._poll(lane, now)
+
+    def pump(self) -> None:
+        """Read what has arrived, without waiting, and poll the traces it was for: between
+        other work (starting traces), so the sockets' buffers do not fill."""
+        fed = self._receive(0.0)
         if fed:
             now = self.clock()
             for lane in fed:

@@ -36,7 +36,7 @@ from tracekit.packets import skip_scapy_routes
 from tracekit.plugins import PluginManager, Registry, notifier
 from tracekit.probes import ProbeContext, ProbeMethod, option_names
 from tracekit.resolve import resolve, source_for
-from tracekit.sockets import RawTransport, privilege_hint, raw_sockets_allowed
+from tracekit.sockets import SHARED_RCVBUF, RawTransport, privilege_hint, raw_sockets_allowed
 from tracekit.strategies.classic import Classic, Schedule
 from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
@@ -142,6 +142,27 @@ class _Setup:
     settings: dict[str, Any]
     #: The cap on probes per second that every trace of the run shares.
     rate: Rate | None = None
+    #: The hooks called per answer and per hop, made once a run (:meth:`hooks`).
+    _hooks: _Hooks | None = None
+
+    def hooks(self, pm: PluginManager) -> _Hooks:
+        """The hooks every trace calls per answer and per hop, as direct calls
+        (:func:`tracekit.plugins.notifier`): made once for the run's traces, whose plugins
+        are the same."""
+        if self._hooks is None:
+            self._hooks = _Hooks(
+                notifier(pm.hook.tracekit_probe_answered),
+                notifier(pm.hook.tracekit_enrich_hop),
+                notifier(pm.hook.tracekit_hop_completed),
+            )
+        return self._hooks
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    answered: Callable[..., None]
+    enrich_hop: Callable[..., None]
+    hop_completed: Callable[..., None]
 
 
 def _setup(pm: PluginManager, request: TraceRequest, rate: float | None = None) -> _Setup:
@@ -225,7 +246,8 @@ class _Tracing:
         family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
         self.packed_destination = socket.inet_pton(family, address)
         context = ProbeContext(ip_version, source, address, dict(request.probe_options))
-        skip_scapy_routes()
+        if getattr(setup.probe_entry.factory, "uses_scapy", True):
+            skip_scapy_routes()
         stack = self.stack
         method = setup.probe_entry.factory(context)
         stack.callback(method.close)
@@ -251,7 +273,7 @@ class _Tracing:
         elif isinstance(strategy, Rounds):
             trace.cycles, trace.interval = request.cycles, request.interval
         self.engine = engine = Engine(method, strategy, rate=setup.rate)
-        self.run = _Run(self.pm, trace, outputs, strategy)
+        self.run = _Run(self.pm, trace, outputs, strategy, setup.hooks(self.pm))
         _freeze_start_up()
         self.pm.hook.tracekit_trace_started(trace=trace)
         for sink in outputs:
@@ -523,6 +545,9 @@ class _Bulk:
                         more = False
                     else:
                         self._start(chosen)
+                        # Starting a trace takes time, and the traces already started get
+                        # answers meanwhile: read them now, or the sockets' buffers fill.
+                        fleet.pump()
                 if not len(fleet):
                     if not more:
                         return
@@ -583,7 +608,12 @@ class _Bulk:
         transport = self._shared.get(key)
         if transport is None:
             transport = self._shared[key] = RawTransport(
-                ip_version, None, source, method.extra_protocols, request.interface
+                ip_version,
+                None,
+                source,
+                method.extra_protocols,
+                request.interface,
+                buffer=SHARED_RCVBUF,
             )
             self.fleet.add_transport(transport)
         return transport
@@ -669,7 +699,12 @@ class _Run:
     """Turns the engine's events into hook calls and output calls, for one trace."""
 
     def __init__(
-        self, pm: PluginManager, trace: Trace, outputs: list[_Sink], strategy: Strategy
+        self,
+        pm: PluginManager,
+        trace: Trace,
+        outputs: list[_Sink],
+        strategy: Strategy,
+        hooks: _Hooks,
     ) -> None:
         self.pm = pm
         self.trace = trace
@@ -678,7 +713,8 @@ class _Run:
         self._enriched: set[tuple[int, str]] = set()
         #: The outputs that want every answer (a live view): calling the others costs time.
         self._answer_sinks = [o for o in outputs if type(o.output).answer is not Output.answer]
-        self._answered = notifier(pm.hook.tracekit_probe_answered)
+        self._hooks = hooks
+        self._answered = hooks.answered
         self._responders = 0
 
     def handle(self, event: Event) -> None:
@@ -692,7 +728,7 @@ class _Run:
                 for sink in self._answer_sinks:
                     sink.call("answer", trace, event.probe.ttl, result)
         elif isinstance(event, HopCompleted):
-            _complete(self.pm, trace, event.hop, self.outputs)
+            _complete(self._hooks, trace, event.hop, self.outputs)
         elif isinstance(event, RoundCompleted):
             self._refresh()
             trace.rounds = event.round.number
@@ -718,10 +754,10 @@ class _Run:
                 self._enriched.update((hop.ttl, a) for a in new)
 
 
-def _complete(pm: PluginManager, trace: Trace, hop: Hop, outputs: list[_Sink]) -> None:
-    pm.hook.tracekit_enrich_hop(trace=trace, hop=hop)
+def _complete(hooks: _Hooks, trace: Trace, hop: Hop, outputs: list[_Sink]) -> None:
+    hooks.enrich_hop(trace=trace, hop=hop)
     trace.hops.append(hop)
-    pm.hook.tracekit_hop_completed(trace=trace, hop=hop)
+    hooks.hop_completed(trace=trace, hop=hop)
     for sink in outputs:
         sink.call("hop", trace, hop)
 

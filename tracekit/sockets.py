@@ -27,7 +27,15 @@ _ICMP6_FILTER = 1
 #: ICMP types passed up to tracekit; the kernel drops the rest before we see them.
 _ICMP4_TYPES = (0, 3, 11, 12)  # echo reply, unreachable, time exceeded, parameter problem
 _ICMP6_TYPES = (1, 2, 3, 4, 129)  # unreachable, too big, time exceeded, parameter, echo reply
+#: Receive buffer of a trace's own sockets (bytes asked for; the kernel doubles it).
 _RCVBUF = 1 << 20
+#: Receive buffer of the sockets a run of many targets shares: answers come at up to the
+#: run's ``--rate``, and a packet takes about 1 KiB of buffer (its ``truesize``), so this
+#: holds a few seconds' answers at 10,000 probes a second while the run does other work.
+#: Asked for with ``SO_RCVBUFFORCE`` (beyond ``net.core.rmem_max``; root, or
+#: ``CAP_NET_ADMIN``), else with ``SO_RCVBUF`` (capped at ``rmem_max``).
+SHARED_RCVBUF = 32 << 20
+_SO_RCVBUFFORCE = 33  # Linux; not exported by the socket module
 
 
 def privilege_hint() -> str:
@@ -73,8 +81,10 @@ class RawTransport:
         local: str,
         protocols: tuple[int, ...] = (),
         interface: str | None = None,
+        buffer: int = _RCVBUF,
     ) -> None:
         self.ip_version = ip_version
+        self._buffer = buffer
         self.family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
         self.destination = destination
         self.local = local
@@ -105,7 +115,13 @@ class RawTransport:
 
     def _listen(self, sock: socket.socket, proto: int) -> None:
         sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        if self._buffer > _RCVBUF:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self._buffer)
+            except OSError:  # no CAP_NET_ADMIN: as much as rmem_max allows
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._buffer)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._buffer)
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         if self.ip_version == 6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)

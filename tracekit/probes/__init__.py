@@ -102,6 +102,9 @@ class Received:
     @_cached
     def packet(self) -> Any:
         """The packet parsed by scapy (an ``IP`` or ``IPv6`` layer), parsed on first use."""
+        from tracekit.packets import skip_scapy_routes
+
+        skip_scapy_routes()
         if self.ip_version == 4:
             from scapy.layers.inet import IP
 
@@ -203,6 +206,11 @@ class ProbeMethod(ABC):
 
     #: How many distinct flows :meth:`build` can make (1: every probe is the same flow).
     flows: int = 1
+
+    #: Whether the method imports scapy's layers (to build its packets): tracekit then
+    #: first tells scapy not to read the routing tables (a third of its import time). The
+    #: built-in methods build their packets from bytes and say ``False``.
+    uses_scapy: bool = True
 
     #: The options this method takes (:class:`ProbeOption`; their values are in
     #: ``ProbeContext.options``). Giving one it does not take is an error (exit status 2)

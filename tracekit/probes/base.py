@@ -1,4 +1,10 @@
-"""What the built-in probe methods share: a packet built once by scapy, patched per probe."""
+"""What the built-in probe methods share: a packet built once a trace, patched per probe.
+
+The built-in methods build their packet from bytes (:meth:`PacketProbe.packet`), without
+scapy, whose import costs a third of a second and whose build a millisecond a trace (a run
+of many targets makes a method per trace); a plugin's method may still use scapy
+(:meth:`PacketProbe.ip`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from tracekit.errors import BadInput
+from tracekit.packets import ip_packet, skip_scapy_routes
 from tracekit.probes import ProbeContext, ProbeMethod
 
 if TYPE_CHECKING:
@@ -47,6 +54,7 @@ class PacketProbe(ProbeMethod):
     def ip(self, **fields: Any) -> Any:
         """A scapy IP/IPv6 header from our source to the destination, with ``--tos`` (the
         IPv4 type of service or IPv6 traffic class) where given."""
+        skip_scapy_routes()
         tos = self.context.options.get("tos") or 0
         if self.context.ip_version == 4:
             from scapy.layers.inet import IP
@@ -59,9 +67,25 @@ class PacketProbe(ProbeMethod):
         return IPv6(src=self.context.source, dst=self.context.destination, hlim=1, tc=tos, **fields)
 
     @property
+    def tos(self) -> int:
+        """``--tos``: the IPv4 type of service or IPv6 traffic class (0 when not given)."""
+        tos: int = self.context.options.get("tos") or 0
+        return tos
+
+    def packet(self, protocol: int, upper: bytes, checksum_at: int | None) -> bytes:
+        """Our whole probe packet (:func:`tracekit.packets.ip_packet`): an IP/IPv6 header from
+        our source to the destination, TTL 1, ``--tos``, over ``upper`` (the layer above IP,
+        its checksum at ``checksum_at`` filled in)."""
+        return ip_packet(
+            self.packed_source, self.packed_destination, self.tos, protocol, upper, checksum_at
+        )
+
+    @property
     def free_word(self) -> int:
-        """Offset of the payload word that may be changed to steer a checksum."""
-        return len(self.template) - 2
+        """Offset of the payload word that may be changed to steer a checksum: the last
+        whole one, counted in 16-bit words from the start of the layer above IP as the
+        checksum counts them (with an odd ``--packet-size`` the last byte is half a word)."""
+        return self.l4 + (len(self.template) - self.l4) // 2 * 2 - 2
 
     def is_ours(self, quoted: Any) -> bool:
         """Whether a quoted IP header (scapy's ``IPerror``/``IPerror6``) is one of this

@@ -28,22 +28,18 @@ if TYPE_CHECKING:
 class IcmpEcho(PacketProbe):
     """Echo requests whose identifier is this trace's and whose sequence is the probe's."""
 
+    uses_scapy = False  # packets from bytes (PacketProbe.packet)
+
     options = (PARIS, PACKET_SIZE, TOS)  # no ports
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
         self.identifier = int.from_bytes(os.urandom(2), "big") % 0xFFFF + 1
         self.paris = bool(context.options.get("paris"))
-        if context.ip_version == 4:
-            from scapy.layers.inet import ICMP
-
-            echo: Any = ICMP(type=8, id=self.identifier, seq=0)
-        else:
-            from scapy.layers.inet6 import ICMPv6EchoRequest
-
-            echo = ICMPv6EchoRequest(id=self.identifier, seq=0)
-        self.template = bytes(self.ip() / echo / payload(context, self.l4 + 8))
         self._protocol, self._request = (1, 8) if context.ip_version == 4 else (58, 128)
+        echo = struct.pack("!BBHHH", self._request, 0, 0, self.identifier, 0)
+        data = payload(context, self.l4 + 8)
+        self.template = self.packet(self._protocol, echo + data, 2)
         if self.paris:
             self.flows = 0xFFFE
         self._checksum = int.from_bytes(self.template[self.l4 + 2 : self.l4 + 4], "big")

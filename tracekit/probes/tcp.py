@@ -34,10 +34,14 @@ DEFAULT_PORT = 80
 FLOWS = 1024
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _TCP = 6
+#: The TCP option maximum segment size, 1460.
+_MSS_1460 = bytes([2, 4, 0x05, 0xB4])
 
 
 class TcpSyn(PacketProbe):
     """SYN segments whose sequence numbers count the probes from a random start."""
+
+    uses_scapy = False  # packets from bytes (PacketProbe.packet)
 
     extra_protocols = (socket.IPPROTO_TCP,)
     #: A SYN carries no payload: no --packet-size.
@@ -45,23 +49,18 @@ class TcpSyn(PacketProbe):
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
-        from scapy.layers.inet import TCP
-
         self.port: int = context.options.get("port") or DEFAULT_PORT
         fixed = context.options.get("source_port")
         self.source_port = self.reserve_port(socket.SOCK_STREAM, fixed)
         if fixed is None:
             self.flows = min(FLOWS, 0x10000 - self.source_port)
         self.isn = int.from_bytes(os.urandom(4), "big")
-        syn = TCP(
-            sport=self.source_port,
-            dport=self.port,
-            seq=self.isn,
-            flags="S",
-            window=64240,
-            options=[("MSS", 1460)],
+        # A SYN, header length 6 words, window 64240, and the option MSS 1460 (as scapy's
+        # TCP(flags="S", window=64240, options=[("MSS", 1460)])).
+        syn = struct.pack(
+            "!HHIIBBHHH", self.source_port, self.port, self.isn, 0, 6 << 4, _SYN, 64240, 0, 0
         )
-        self.template = bytes(self.ip() / syn)
+        self.template = self.packet(_TCP, syn + _MSS_1460, 16)
 
     def parameters(self) -> dict[str, Any]:
         return {

@@ -46,18 +46,19 @@ _UDP = 17
 class UdpProbe(PacketProbe):
     """UDP datagrams to a closed (or chosen) port."""
 
+    uses_scapy = False  # packets from bytes (PacketProbe.packet)
+
     options = (PORT, PARIS, SOURCE_PORT, PACKET_SIZE, TOS)
 
     def __init__(self, context: ProbeContext) -> None:
         super().__init__(context)
-        from scapy.layers.inet import UDP
-
         port = context.options.get("port")
         self.paris = bool(context.options.get("paris")) or port is not None
         self.port: int = port if port is not None else BASE_PORT
         self.source_port = self.reserve_port(socket.SOCK_DGRAM, context.options.get("source_port"))
-        datagram = UDP(sport=self.source_port, dport=self.port)
-        self.template = bytes(self.ip() / datagram / payload(context, self.l4 + 8))
+        data = payload(context, self.l4 + 8)
+        header = struct.pack("!HHHH", self.source_port, self.port, 8 + len(data), 0)
+        self.template = self.packet(_UDP, header + data, 6)
         if not self.paris:
             self.extra_protocols = (socket.IPPROTO_UDP,)
             # Destination ports from BASE_PORT up to 65535, never wrapping to low ports.

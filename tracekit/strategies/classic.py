@@ -46,15 +46,9 @@ class Schedule:
     shuffle: bool = False
 
 
-def shuffled(pending: list[int], block: int) -> list[int]:
-    """``pending`` with each run of ``block`` entries in a random order."""
-    rng = random.Random()
-    out: list[int] = []
-    for i in range(0, len(pending), block):
-        part = pending[i : i + block]
-        rng.shuffle(part)
-        out += part
-    return out
+def blocks(pending: list[int], block: int) -> list[list[int]]:
+    """``pending`` cut in runs of ``block`` entries, the last run first (to be popped)."""
+    return [pending[i : i + block] for i in range(0, len(pending), block)][::-1]
 
 
 class Classic(Strategy):
@@ -64,8 +58,12 @@ class Classic(Strategy):
         self.schedule = s = schedule
         #: TTLs still to probe, one entry per probe, in order.
         self._pending = [ttl for ttl in range(s.first_ttl, s.max_ttl + 1) for _ in range(s.queries)]
+        #: With ``shuffle``: the runs of ``window`` entries not yet in ``_pending``, each put
+        #: there in a random order when ``_pending`` runs short (most traces end long before
+        #: ``max_ttl``: shuffling every run up front cost a fleet more than their probes).
+        self._runs: list[list[int]] = []
         if s.shuffle:
-            self._pending = shuffled(self._pending, s.window)
+            self._runs, self._pending = blocks(self._pending, s.window), []
         self._at: dict[int, list[Probe]] = {}
         self._in_flight: list[Probe] = []
         #: Ids of answered probes, in order, with their round trips: for NEAR.
@@ -78,6 +76,8 @@ class Classic(Strategy):
         self._reported = s.first_ttl - 1
         self._last_send = float("-inf")
         self._last_send_at: dict[int, float] = {}
+        if self._runs:
+            self._top_up()
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -86,7 +86,21 @@ class Classic(Strategy):
         at_ttl = self._last_send_at.get(ttl, float("-inf"))
         return max(self._last_send + s.send_interval, at_ttl + s.hop_interval)
 
+    def _top_up(self) -> None:
+        """Put runs of ``_runs`` in ``_pending``, each in a random order, while it holds
+        less than a window: when the window has room (so it is never short of probes it
+        could send), not before (a trace that ends early never shuffles the rest)."""
+        later, pending = self._runs, self._pending
+        if later and later[-1][0] > self.end_ttl:
+            later.clear()  # runs go up in TTL: the rest lies past the end, never sent
+        while later and len(pending) < self.schedule.window:
+            part = later.pop()
+            random.shuffle(part)
+            pending += part
+
     def _send_due(self, now: float) -> None:
+        if self._runs and len(self._in_flight) < self.schedule.window:
+            self._top_up()
         kept: list[int] = []
         pending = iter(self._pending)
         for ttl in pending:
@@ -118,8 +132,8 @@ class Classic(Strategy):
         (traceroute's rule); when TTLs go out in a random order, of the nearest hop past
         ``p``'s that answered."""
         if self.schedule.shuffle:
-            beyond = [ttl for ttl in self._hop_rtt if ttl > p.ttl]
-            return self._hop_rtt[min(beyond)] if beyond else None
+            nearest = min((ttl for ttl in self._hop_rtt if ttl > p.ttl), default=None)
+            return None if nearest is None else self._hop_rtt[nearest]
         i = bisect.bisect_right(self._answered_ids, p.id)
         return self._answered_rtts[i] if i < len(self._answered_ids) else None
 
@@ -131,6 +145,8 @@ class Classic(Strategy):
 
     def wakeup(self) -> float | None:
         times = [self._deadline(p) for p in self._in_flight]
+        if self._runs and not self._pending and len(self._in_flight) < self.schedule.window:
+            self._top_up()
         if self._pending and len(self._in_flight) < self.schedule.window:
             sendable = [t for t in set(self._pending) if t <= self.end_ttl]
             if sendable:
