@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import socket
+import struct
 
 import pytest
 
 from tracekit.packets import internet_checksum, set_word
-from tracekit.probes import Outcome
+from tracekit.probes import Outcome, ProbeContext
+from tracekit.probes.udp import UdpProbe
 from tracekit.replies import error_outcome, marker
 
 
@@ -48,3 +51,35 @@ def test_what_errors_mean_for_the_trace() -> None:
     assert error_outcome("port-unreachable", "10.0.4.2", "10.0.4.2") is Outcome.REACHED
     assert error_outcome("port-unreachable", "10.0.3.2", "10.0.4.2") is Outcome.UNREACHABLE
     assert error_outcome("host-unreachable", "10.0.3.2", "10.0.4.2") is Outcome.UNREACHABLE
+
+
+@pytest.mark.parametrize("version,source,prefix", [(4, "127.0.0.1", "192.0.2."),
+                                                    (6, "::1", "2001:db8::")])  # fmt: skip
+def test_every_udp_probe_has_a_valid_nonzero_checksum(
+    version: int, source: str, prefix: str
+) -> None:
+    """Over a whole sequence space the incremental update passes about half the checksum
+    values; where it passes 0, UDP must send 0xFFFF (RFC 768; IPv6 drops a datagram with
+    0). Destinations are tried until one's space holds that case."""
+    header = 20 if version == 4 else 40
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    for host in range(1, 20):
+        destination = f"{prefix}{host}"
+        method = UdpProbe(ProbeContext(version, source, destination, {}))
+        try:
+            src, dst = socket.inet_pton(family, source), socket.inet_pton(family, destination)
+            all_ones = 0
+            for seq in range(method.sequence_space):
+                udp = method.build(5, 0, seq)[header:]
+                if version == 4:
+                    pseudo = struct.pack("!4s4sBBH", src, dst, 0, 17, len(udp))
+                else:
+                    pseudo = struct.pack("!16s16sIxxxB", src, dst, len(udp), 17)
+                assert udp[6:8] != b"\0\0", seq
+                assert internet_checksum(pseudo + udp) == 0, seq
+                all_ones += udp[6:8] == b"\xff\xff"
+        finally:
+            method.close()
+        if all_ones:
+            return
+    pytest.fail("no destination's sequence space came to a checksum of 0")

@@ -86,6 +86,10 @@ class UdpProbe(PacketProbe):
             steer_checksum(packet, self.l4 + 6, seq + 1, self.free_word)
         else:
             set_word(packet, self.l4 + 2, self.port + seq, self.l4 + 6)
+            if not packet[self.l4 + 6] and not packet[self.l4 + 7]:
+                # RFC 768: a checksum that comes to 0 is sent as 0xFFFF (0 means "none",
+                # and an IPv6 destination drops a UDP datagram without one)
+                packet[self.l4 + 6] = packet[self.l4 + 7] = 0xFF
         return bytes(packet)
 
     def match(self, received: Received) -> Match | None:
