@@ -70,6 +70,9 @@ class Classic(Strategy):
         self._answered_ids: list[int] = []
         self._answered_rtts: list[float] = []
         self._hop_rtt: dict[int, float] = {}
+        #: Seconds each probe in flight is waited for (by probe id): they change only with
+        #: an answer (:meth:`answered` clears them), and are asked for at every poll.
+        self._timeouts: dict[int, float] = {}
         #: The last TTL that counts: lowered when the destination (or an error) answers.
         self.end_ttl = s.max_ttl
         self.end_outcome: Outcome | None = None
@@ -125,7 +128,11 @@ class Classic(Strategy):
     # -- waiting ----------------------------------------------------------------------------
 
     def _deadline(self, p: Probe) -> float:
-        return p.sent + self.schedule.wait.timeout(self._hop_rtt.get(p.ttl), self._later(p))
+        timeout = self._timeouts.get(p.id)
+        if timeout is None:
+            timeout = self.schedule.wait.timeout(self._hop_rtt.get(p.ttl), self._later(p))
+            self._timeouts[p.id] = timeout
+        return p.sent + timeout
 
     def _later(self, p: Probe) -> float | None:
         """The round trip NEAR scales: of the first answer to a probe sent after ``p``
@@ -162,6 +169,7 @@ class Classic(Strategy):
         if probe in self._in_flight:
             self._in_flight.remove(probe)
         rtt = (result.rtt_ms or 0.0) / 1000.0
+        self._timeouts.clear()  # NEAR and HERE may have a new round trip to scale
         i = bisect.bisect_left(self._answered_ids, probe.id)
         self._answered_ids.insert(i, probe.id)
         self._answered_rtts.insert(i, rtt)
