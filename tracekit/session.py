@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -328,6 +328,24 @@ class _Tracing:
                 _report_failures(trace)
 
 
+#: Allocations between two collections of the young generation in a run of many traces
+#: (Python's default: 700).
+YOUNG_COLLECTION = 10_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A run of many traces makes and drops objects by the million, few of them in cycles:
+    collecting the young generation every :data:`YOUNG_COLLECTION` allocations rather than
+    700 spares most of the passes over the traces in flight (about 5 % of a run's CPU)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 @functools.cache
 def _freeze_start_up() -> None:
     """What start-up made (scapy, plugins) lives as long as the process: out of the
@@ -535,6 +553,10 @@ class _Bulk:
             for target in targets:
                 self._one_by_one(target)
             return
+        with _fewer_collections():
+            self._run_fleet(targets)
+
+    def _run_fleet(self, targets: Iterator[str]) -> None:
         fleet = self.fleet
         more = True
         try:
