@@ -36,6 +36,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tracekit.strategies.mda import probes_needed
@@ -142,8 +143,15 @@ def lab_row(lab: Lab, probe: str, version: int, runs: int, extra: list[str]) -> 
     }
 
 
-def lab_figures(names: list[str], probes: list[str], versions: list[int], runs: int,
-                extra: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+def lab_figures(
+    names: list[str],
+    probes: list[str],
+    versions: list[int],
+    runs: int,
+    extra: list[str],
+    done: Callable[[dict[str, Any]], None] = lambda row: None,
+) -> list[dict[str, Any]]:
+    """Every row (topology, probe, IP version), each passed to ``done`` once measured."""
     rows = []
     for name in names:
         with Lab(multipath_hash=1, ratelimit=0, **LABS[name]) as lab:
@@ -151,6 +159,7 @@ def lab_figures(names: list[str], probes: list[str], versions: list[int], runs: 
                 for version in versions:
                     row = lab_row(lab, probe, version, runs, extra)
                     rows.append({"topology": name, **row})
+                    done(rows[-1])
     return rows
 
 
@@ -162,20 +171,26 @@ def lab_ok(row: dict[str, Any]) -> bool:
     )
 
 
-def print_lab(rows: list[dict[str, Any]]) -> None:
+def print_header() -> None:
     print(f"{'topology':9} {'probe':5} {'ip':3} {'runs':>4} {'complete':>9} "
-          f"{'invented':>8} {'probes':>10} {'ports':>5}  missed")  # fmt: skip
-    for r in rows:
-        probes = f"{r['probes_median']:g}/{r['probes_max']}" if r["probes_max"] else "-"
-        invented = f"{r['invented_interfaces']}/{r['invented_links']}"
-        missed = ", ".join(f"{k} ({n})" for k, n in sorted(r["missed"].items())) or "-"
-        if r["failed_runs"]:
-            missed += f"; {r['failed_runs']} runs failed"
-        print(
-            f"{r['topology']:9} {r['probe']:5} v{r['ip_version']:<2} {r['runs']:>4} "
-            f"{r['complete']:>9.1%} {invented:>8} {probes:>10} {r['source_ports']:>5}  "
-            f"{missed}{'' if lab_ok(r) else '  << BELOW TARGET'}"
-        )
+          f"{'invented':>8} {'probes':>10} {'ports':>5}  missed", flush=True)  # fmt: skip
+
+
+def print_row(r: dict[str, Any]) -> None:
+    probes = f"{r['probes_median']:g}/{r['probes_max']}" if r["probes_max"] else "-"
+    invented = f"{r['invented_interfaces']}/{r['invented_links']}"
+    missed = ", ".join(f"{k} ({n})" for k, n in sorted(r["missed"].items())) or "-"
+    if r["failed_runs"]:
+        missed += f"; {r['failed_runs']} runs failed"
+    print(
+        f"{r['topology']:9} {r['probe']:5} v{r['ip_version']:<2} {r['runs']:>4} "
+        f"{r['complete']:>9.1%} {invented:>8} {probes:>10} {r['source_ports']:>5}  "
+        f"{missed}{'' if lab_ok(r) else '  << BELOW TARGET'}",
+        flush=True,
+    )
+
+
+def print_legend() -> None:
     print("complete: runs that found every interface and link; invented: interfaces/links "
           "not in the lab; probes: probes_sent, median/max; ports: distinct source ports "
           "of the runs (each run reserves its own, so its flows hash other ways)")  # fmt: skip
@@ -205,11 +220,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.lab:
         extra = ["--unprivileged"] if args.unprivileged else []
-        rows = lab_figures(args.topology, args.probe, args.ip, args.lab_runs, extra)
         if args.json:
+            rows = lab_figures(args.topology, args.probe, args.ip, args.lab_runs, extra)
             print(json.dumps(rows, indent=2))
         else:
-            print_lab(rows)
+            print_header()
+            rows = lab_figures(args.topology, args.probe, args.ip, args.lab_runs, extra, print_row)
+            print_legend()
         return 0 if all(lab_ok(r) for r in rows) else 1
     results = [
         measure(args.runs, c / 100, args.seed, args.max_width, args.ratelimit)
