@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import hop_addresses
-from tracekit.testing import DIAMOND, Lab
+from tracekit.testing import MESHED, Lab
 from tracekit.testing.pytest_plugin import require
 
 pytestmark = pytest.mark.netns
@@ -185,10 +185,12 @@ def test_many_targets_unprivileged(lab: Lab, nobody_python: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def diamond() -> Iterator[Lab]:
-    """Two load-balanced paths (routers hashing on ports), ping sockets allowed."""
+def mesh() -> Iterator[Lab]:
+    """Load-balanced paths that cross (routers hashing on ports, each with its own seed, as
+    tests/test_multipath.py has them), ping sockets allowed."""
     require(os.geteuid() == 0, "the namespace network needs root")
-    with Lab(topology=DIAMOND, multipath_hash=1, ratelimit=0) as built:
+    with Lab(topology=MESHED, multipath_hash=1, ratelimit=0, single_return=True,
+             hash_seeds=True) as built:  # fmt: skip
         built.exec("client", ["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"])
         yield built
 
@@ -199,15 +201,16 @@ def mda_found(report: dict[str, Any]) -> tuple[list[set[str]], set[tuple[int, st
 
 
 @pytest.mark.parametrize("version", [4, 6])
-def test_mda_with_udp_finds_the_diamond_unprivileged(
-    diamond: Lab, nobody_python: Path, version: int
+def test_mda_with_udp_finds_the_mesh_unprivileged(
+    mesh: Lab, nobody_python: Path, version: int
 ) -> None:
     """The UDP socket sends each flow to its own destination port: flows vary as on the
-    raw path, and the routers spread them."""
-    truth = diamond.hop_choices(version), diamond.hop_links(version)
-    server = diamond.address("server", version)
+    raw path, and the routers spread them (over IPv6 each hashing for itself: the socket
+    sends flow label 0, so no hash of the sender's rides along)."""
+    truth = mesh.hop_choices(version), mesh.hop_links(version)
+    server = mesh.address("server", version)
     for _ in range(3):  # the rule may miss a branch with its stated chance (5 %)
-        process = as_nobody(diamond, nobody_python, server, f"-{version}", "-n", "--mda",
+        process = as_nobody(mesh, nobody_python, server, f"-{version}", "-n", "--mda",
                             "--format", "json")  # fmt: skip
         assert process.returncode == 0 and process.stderr == NOTICE, process.stderr
         report = report_of(process)
@@ -220,25 +223,25 @@ def test_mda_with_udp_finds_the_diamond_unprivileged(
 
 
 def test_mda_with_icmp_runs_unprivileged_and_invents_nothing(
-    diamond: Lab, nobody_python: Path
+    mesh: Lab, nobody_python: Path
 ) -> None:
     """Ping sockets send the Paris checksums of the flows; Linux routers hash echo requests
     on their identifier, the same for a whole trace, so one branch shows: and no link that
     is not there."""
-    process = as_nobody(diamond, nobody_python, diamond.address("server"), "-n", "--mda",
+    process = as_nobody(mesh, nobody_python, mesh.address("server"), "-n", "--mda",
                         "--probe", "icmp", "--format", "json")  # fmt: skip
     assert process.returncode == 0 and process.stderr == NOTICE, process.stderr
     report = report_of(process)
     hosts, links = mda_found(report)
-    assert [len(h) for h in hosts] == [1, 1, 1, 1]
-    assert all(h <= t for h, t in zip(hosts, diamond.hop_choices(), strict=True))
-    assert links and links <= diamond.hop_links()
+    assert [len(h) for h in hosts] == [1, 1, 1, 1, 1]
+    assert all(h <= t for h, t in zip(hosts, mesh.hop_choices(), strict=True))
+    assert links and links <= mesh.hop_links()
     assert len({p["flow"] for hop in report["hops"] for p in hop["probes"]}) > 1
 
 
-def test_mda_with_tcp_is_refused_unprivileged(diamond: Lab, nobody_python: Path) -> None:
-    server = diamond.address("server")
-    tcp = as_nobody(diamond, nobody_python, server, "--mda", "--probe", "tcp", "--unprivileged")
+def test_mda_with_tcp_is_refused_unprivileged(mesh: Lab, nobody_python: Path) -> None:
+    server = mesh.address("server")
+    tcp = as_nobody(mesh, nobody_python, server, "--mda", "--probe", "tcp", "--unprivileged")
     assert tcp.returncode == 2 and tcp.stdout == ""
     assert tcp.stderr == (
         "tracekit: --mda does not work for tcp probes without privilege: each probe is a "
@@ -246,6 +249,6 @@ def test_mda_with_tcp_is_refused_unprivileged(diamond: Lab, nobody_python: Path)
         "(--probe udp varies its flows)\n"
     )
     # without --unprivileged: the fix for privilege, and why it is needed, on one line
-    auto = as_nobody(diamond, nobody_python, server, "--mda", "--probe", "tcp")
+    auto = as_nobody(mesh, nobody_python, server, "--mda", "--probe", "tcp")
     assert auto.returncode == 3 and len(auto.stderr.splitlines()) == 1
     assert "setcap cap_net_raw+ep" in auto.stderr and "--probe udp varies" in auto.stderr
