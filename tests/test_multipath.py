@@ -104,6 +104,15 @@ def test_random_diamonds_are_found_whole(seed: int, mesh: bool) -> None:
         assert d.strategy.full
 
 
+@pytest.mark.parametrize(("seed", "mesh"), [(5, False), (34, True), (71, False), (91, False)])
+def test_an_interface_only_full_mda_finds_gets_its_links(seed: int, mesh: bool) -> None:
+    """Seeds where a hop's own steps miss an interface that the next hop's full MDA finds
+    (new flows sent to the hop to reach its interfaces): those flows go two hops back
+    too, so the interface is reported with its links, not alone."""
+    d = discover(random_diamond(random.Random(seed), meshed=mesh))
+    assert d.complete, (d.truth_links - d.links, d.links - d.truth_links)
+
+
 def test_links_and_interfaces_are_never_invented() -> None:
     for seed in range(30):
         topology = random_diamond(random.Random(1000 + seed), meshed=seed % 2 == 1, max_width=8)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import hop_addresses
-from tracekit.testing import Lab
+from tracekit.testing import MESHED, Lab
 from tracekit.testing.pytest_plugin import require
 
 pytestmark = pytest.mark.netns
@@ -182,3 +182,73 @@ def test_many_targets_unprivileged(lab: Lab, nobody_python: Path) -> None:
     assert hop_addresses(reports[0]) == lab.expected_hops()
     assert hop_addresses(reports[1]) == lab.expected_hops(dst="r3")
     assert hop_addresses(reports[2]) == lab.expected_hops(6)
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Lab]:
+    """Load-balanced paths that cross (routers hashing on ports, each with its own seed, as
+    tests/test_multipath.py has them), ping sockets allowed."""
+    require(os.geteuid() == 0, "the namespace network needs root")
+    with Lab(topology=MESHED, multipath_hash=1, ratelimit=0, single_return=True,
+             hash_seeds=True) as built:  # fmt: skip
+        built.exec("client", ["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"])
+        yield built
+
+
+def mda_found(report: dict[str, Any]) -> tuple[list[set[str]], set[tuple[int, str, str]]]:
+    hosts = [{h["address"] for h in hop["hosts"]} for hop in report["hops"]]
+    return hosts, {(k["ttl"], k["from"], k["to"]) for k in report["links"]}
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_mda_with_udp_finds_the_mesh_unprivileged(
+    mesh: Lab, nobody_python: Path, version: int
+) -> None:
+    """The UDP socket sends each flow to its own destination port: flows vary as on the
+    raw path, and the routers spread them (over IPv6 each hashing for itself: the socket
+    sends flow label 0, so no hash of the sender's rides along)."""
+    truth = mesh.hop_choices(version), mesh.hop_links(version)
+    server = mesh.address("server", version)
+    for _ in range(3):  # the rule may miss a branch with its stated chance (5 %)
+        process = as_nobody(mesh, nobody_python, server, f"-{version}", "-n", "--mda",
+                            "--format", "json")  # fmt: skip
+        assert process.returncode == 0 and process.stderr == NOTICE, process.stderr
+        report = report_of(process)
+        hosts, links = mda_found(report)
+        assert all(h <= t for h, t in zip(hosts, truth[0], strict=True)) and links <= truth[1]
+        if (hosts, links) == truth:
+            break
+    assert (hosts, links) == truth
+    assert report["probe"]["method"] == "udp" and report["probes_sent"] > 0
+
+
+def test_mda_with_icmp_runs_unprivileged_and_invents_nothing(
+    mesh: Lab, nobody_python: Path
+) -> None:
+    """Ping sockets send the Paris checksums of the flows; Linux routers hash echo requests
+    on their identifier, the same for a whole trace, so one branch shows: and no link that
+    is not there."""
+    process = as_nobody(mesh, nobody_python, mesh.address("server"), "-n", "--mda",
+                        "--probe", "icmp", "--format", "json")  # fmt: skip
+    assert process.returncode == 0 and process.stderr == NOTICE, process.stderr
+    report = report_of(process)
+    hosts, links = mda_found(report)
+    assert [len(h) for h in hosts] == [1, 1, 1, 1, 1]
+    assert all(h <= t for h, t in zip(hosts, mesh.hop_choices(), strict=True))
+    assert links and links <= mesh.hop_links()
+    assert len({p["flow"] for hop in report["hops"] for p in hop["probes"]}) > 1
+
+
+def test_mda_with_tcp_is_refused_unprivileged(mesh: Lab, nobody_python: Path) -> None:
+    server = mesh.address("server")
+    tcp = as_nobody(mesh, nobody_python, server, "--mda", "--probe", "tcp", "--unprivileged")
+    assert tcp.returncode == 2 and tcp.stdout == ""
+    assert tcp.stderr == (
+        "tracekit: --mda does not work for tcp probes without privilege: each probe is a "
+        "connection of its own, with a random hash load balancers may follow "
+        "(--probe udp varies its flows)\n"
+    )
+    # without --unprivileged: the fix for privilege, and why it is needed, on one line
+    auto = as_nobody(mesh, nobody_python, server, "--mda", "--probe", "tcp")
+    assert auto.returncode == 3 and len(auto.stderr.splitlines()) == 1
+    assert "setcap cap_net_raw+ep" in auto.stderr and "--probe udp varies" in auto.stderr

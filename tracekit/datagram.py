@@ -23,6 +23,7 @@ with is not reported on the error queue.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -38,6 +39,8 @@ from tracekit.probes import ProbeMethod, Received
 IPPROTO_ICMPV6 = 58
 _SO_TIMESTAMPNS = 35
 _IP_RECVERR, _IPV6_RECVERR = 11, 25
+#: Linux's per-socket switch of IPv6 flow labels made from the flow's hash (since 4.10).
+_IPV6_AUTOFLOWLABEL = 70
 _IP_RECVTTL, _IP_TTL_CMSG = 12, 2
 _ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
 _EE = struct.Struct("=IBBBBII")  # struct sock_extended_err
@@ -145,6 +148,12 @@ class DatagramTransport:
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            # Flow label 0, as on the raw path. The automatic label also leaves the flow's
+            # hash on each packet, which Linux routers sharing the kernel (namespaces,
+            # containers) balance on instead of hashing for themselves: all alike, so a
+            # mesh of them shows no crossing link.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_AUTOFLOWLABEL, 0)
 
     # -- sending ----------------------------------------------------------------------------
 

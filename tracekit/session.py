@@ -813,6 +813,16 @@ def _unprivileged(
     request: TraceRequest, method: ProbeMethod, ip_version: int, address: str, source: str
 ) -> DatagramTransport:
     transport = DatagramTransport(ip_version, address, source, method, request.interface)
+    if transport.port_per_probe and request.mda is not None:
+        # Binding each connection to its flow's port is not enough: the kernel gives every
+        # connection a random hash (and IPv6 flow label), which load balancers may follow
+        # (Linux routers sharing the kernel do), so a flow would not be one path.
+        transport.close()
+        raise BadInput(
+            f"--mda does not work for {request.probe} probes without privilege: each probe "
+            "is a connection of its own, with a random hash load balancers may follow "
+            "(--probe udp varies its flows)"
+        )
     if transport.port_per_probe:
         for name in ("paris", "source_port"):
             if request.probe_options.get(name) not in (None, False):

@@ -13,7 +13,9 @@ pacing allow (a probe ``engine.send`` refuses is asked for again at the next pol
    MDA-Lite's meshing test), then new flows, until ``n_k`` flows for the ``k - 1``
    interfaces seen at ``t``.
 2. **Links**: each flow new at ``t`` is sent to ``t - 1`` too: a link is only what a flow
-   answered at both hops shows, never inferred.
+   answered at both hops shows, never inferred. Where step 4 finds an interface at ``t - 1``
+   that hop ``t - 1``'s own steps did not, the flows reaching it are sent to ``t - 2``
+   too, for its links from there.
 3. **Meshing test**: once steps 1-2 are done, the links between ``t - 1`` and ``t`` are
    checked (:func:`~tracekit.strategies.mda.meshed`, :func:`~tracekit.strategies.mda.uneven`).
 4. **Full MDA** where they are meshed or uneven: for each interface ``i`` at ``t - 1``,
@@ -24,8 +26,8 @@ pacing allow (a probe ``engine.send`` refuses is asked for again at the next pol
 The confidence is the trace's: its failure budget is spent half on the first hop that
 branches, a quarter on the next..., and split evenly among a full-MDA hop's interfaces.
 
-A hop is reported (``HopCompleted``) once the next is done, since steps 2 and 4 may still
-probe it. A probe unanswered at a hop where others were answered may have met a router's
+A hop is reported (``HopCompleted``) once the next two are done, since steps 2 and 4 may
+still probe it. A probe unanswered at a hop where others were answered may have met a router's
 ICMP rate limit (Linux: a burst of 6, then one a second): it is retried on the same flow
 (:data:`RETRIES` times, not before :data:`~tracekit.pacing.SPACING` after it went). The
 first retry at a TTL goes alone: if it is answered, the TTL is rate-limited and its probes
@@ -53,6 +55,8 @@ __all__ = ["RETRIES", "TABLES", "Multipath", "probes_needed"]
 
 #: Further tries on a flow whose answer a hop withheld (while others there answered).
 RETRIES = 3
+#: Hops before the one being probed that may still be probed (links), so not reported.
+OPEN = 2
 
 
 class Multipath(Strategy):
@@ -95,6 +99,8 @@ class Multipath(Strategy):
         #: When pacing next lets a waiting probe go (for :meth:`wakeup`).
         self._blocked: float | None = None
         self._reported = schedule.first_ttl - 1
+        #: Per hop done: the interfaces its own steps found.
+        self._known: dict[int, set[str]] = {}
         #: Ids of probes whose answer ended the trace (the destination, an error).
         self._ends: set[int] = set()
         self.reached = False
@@ -173,7 +179,7 @@ class Multipath(Strategy):
                 if not self._send(ttl, flow, now):
                     return True
                 busy = True
-        return busy or any(ttl >= self.ttl - 1 for ttl, _ in self._retry)
+        return busy or any(ttl >= self.ttl - OPEN for ttl, _ in self._retry)
 
     def _send(self, ttl: int, flow: int, now: float) -> bool:
         """Send a probe; False when it must wait (window, pacing, ``--rate``, numbers)."""
@@ -205,7 +211,7 @@ class Multipath(Strategy):
         out = []
         scouting = {p.ttl for p in self._in_flight if p.id in self._retrying}
         for (ttl, flow), when in sorted(self._retry.items(), key=lambda item: item[1]):
-            if ttl < self.ttl - 1 or flow in self._answer.get(ttl, {}):
+            if ttl < self.ttl - OPEN or flow in self._answer.get(ttl, {}):
                 del self._retry[(ttl, flow)]
                 continue
             if ttl not in self._limited and ttl in scouting:
@@ -245,12 +251,19 @@ class Multipath(Strategy):
 
     def _link_flows(self, now: float) -> list[tuple[int, int]]:
         """Flows answered here but not sent to the hop before: which interface each crossed
-        (even where it showed one: it may have more, and a link is only what a flow shows)."""
+        (even where it showed one: it may have more, and a link is only what a flow shows).
+        A hop back, the flows reaching an interface of the hop before found only by full
+        MDA here (the hop's own steps missed it): its links from two hops back."""
         t = self.ttl
-        if t - 1 < self.schedule.first_ttl:
-            return []
-        probed = self._probed.get(t - 1, set())
-        return [(t - 1, f) for f in self._answer.get(t, {}) if f not in probed]
+        out: list[tuple[int, int]] = []
+        if t - 1 >= self.schedule.first_ttl:
+            probed = self._probed.get(t - 1, set())
+            out += [(t - 1, f) for f in self._answer.get(t, {}) if f not in probed]
+        if t - 2 >= self.schedule.first_ttl:
+            probed, known = self._probed.get(t - 2, set()), self._known.get(t - 1, set())
+            late = self._answer.get(t - 1, {}).items()
+            out += [(t - 2, f) for f, a in late if a not in known and f not in probed]
+        return out
 
     def _per_interface(self, now: float) -> list[tuple[int, int]]:
         """Full MDA: ``n_k`` flows through each interface of the hop before, for its own
@@ -295,18 +308,18 @@ class Multipath(Strategy):
             return True
         return False
 
-    def _report(self, ttl: int, now: float) -> None:
-        """Emit hop ``ttl`` (nothing probes it any more)."""
-        if ttl <= self._reported or ttl < self.schedule.first_ttl:
-            return
-        self._reported = ttl
-        probes = self._at.get(ttl, [])
-        for p in probes:
-            self.engine.release(p, now)
-        self.engine.emit(HopCompleted(hop_of(ttl, probes)))
+    def _report(self, last: int, now: float) -> None:
+        """Emit the hops not reported yet up to ``last`` (nothing probes them any more)."""
+        for ttl in range(max(self._reported + 1, self.schedule.first_ttl), last + 1):
+            self._reported = ttl
+            probes = self._at.get(ttl, [])
+            for p in probes:
+                self.engine.release(p, now)
+            self.engine.emit(HopCompleted(hop_of(ttl, probes)))
 
     def _hop_done(self, now: float) -> None:
-        self._report(self.ttl - 1, now)
+        self._report(self.ttl - OPEN, now)
+        self._known[self.ttl] = self._seen(self.ttl)
         self.branched += len(self._seen(self.ttl)) > 1
         answered = [p for p in self._at.get(self.ttl, []) if p.result is not None]
         ended = bool(answered) and all(p.id in self._ends for p in answered)
@@ -316,7 +329,7 @@ class Multipath(Strategy):
             self.engine.emit(TraceFinished(end_name(self.end_outcome)))
             return
         self.ttl += 1
-        self._retry = {k: v for k, v in self._retry.items() if k[0] >= self.ttl - 1}
+        self._retry = {k: v for k, v in self._retry.items() if k[0] >= self.ttl - OPEN}
 
     def _deadline(self, p: Probe) -> float:
         return p.sent + self.schedule.wait.timeout(self._hop_rtt.get(p.ttl), None)
@@ -328,7 +341,7 @@ class Multipath(Strategy):
         return min(times, default=None)
 
     def answered(self, probe: Probe, match: Match, result: ProbeResult) -> None:
-        if probe.ttl < self.ttl - 1 or probe.result is not None:
+        if probe.ttl < self.ttl - OPEN or probe.result is not None:
             return  # a hop already reported
         probe.result = result
         self._in_flight.pop(probe, None)
