@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,26 @@ def test_mda_with_tcp_is_refused_unprivileged(mesh: Lab, nobody_python: Path) ->
     auto = as_nobody(mesh, nobody_python, server, "--mda", "--probe", "tcp")
     assert auto.returncode == 3 and len(auto.stderr.splitlines()) == 1
     assert "setcap cap_net_raw+ep" in auto.stderr and "--probe udp varies" in auto.stderr
+
+
+def _cpu_and_wall(lab: Lab, *args: str) -> tuple[float, float]:
+    """CPU seconds (user + system) and wall seconds of ``tracekit ARGS`` in the client."""
+    command = lab.command("client", [sys.executable, "-m", "tracekit", *args])
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - started
+    assert os.waitstatus_to_exitcode(status) == 0, process.stderr.read() if process.stderr else ""
+    return usage.ru_utime + usage.ru_stime, wall
+
+
+@pytest.mark.parametrize("probe", ["tcp", "udp"])
+def test_waiting_between_rounds_unprivileged_costs_no_cpu(lab: Lab, probe: str) -> None:
+    """Between rounds the transport sleeps: a socket that polls as ready with nothing to
+    read (the TCP probes' reserved port, unconnected) must not make the driver spin."""
+    server = lab.address("server", 4)
+    common = [server, "-n", "--unprivileged", "--probe", probe, "--report", "-i", "0.5"]
+    short_cpu, short_wall = _cpu_and_wall(lab, *common, "-c", "1")
+    long_cpu, long_wall = _cpu_and_wall(lab, *common, "-c", "6")
+    assert long_wall - short_wall > 2.0
+    assert long_cpu - short_cpu < 0.5 * (long_wall - short_wall)  # spinning: about 1

@@ -124,8 +124,10 @@ class PacketProbe(ProbeMethod):
     @property
     def datagram_socket(self) -> socket.socket | None:
         """The socket bound to our source port (:meth:`reserve_port`): the unprivileged
-        transport sends UDP probes through it (:mod:`tracekit.datagram`)."""
-        return self._reserved
+        transport sends UDP probes through it (:mod:`tracekit.datagram`); ``None`` for a
+        stream socket (TCP), which is never read: unconnected, it would poll as hung up."""
+        reserved = self._reserved
+        return reserved if reserved is not None and reserved.type == socket.SOCK_DGRAM else None
 
     def close(self) -> None:
         if self._reserved is not None:
