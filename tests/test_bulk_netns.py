@@ -223,7 +223,10 @@ def test_a_progress_bar_on_a_terminal_with_the_traces_printed_above_it(
     lab: Lab, pane: Pane
 ) -> None:
     targets = [target(3, 31, 4), target(1, 31, 6), target(3, 32, 6)]
-    command = [sys.executable, "-m", "tracekit", *targets, "-n", "-q", "2", "--rate", "8"]
+    # one trace after another, slowly: "1/3" stays on the screen for a whole trace (at once,
+    # with TTLs in a random order, the three can finish within one look at the screen)
+    command = [sys.executable, "-m", "tracekit", *targets, "-n", "-q", "2", "--rate", "8",
+               "--parallel", "1"]  # fmt: skip
     pane.start(lab.command("client", command))
     during = pane.wait_for(lambda screen: re.search(r"1/3 targets", screen) is not None)
     assert re.search(r"1/3 targets\s+\d+ probes/s", during), during
