@@ -161,10 +161,10 @@ def trace_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      "(as mtr -I; traceroute's -i)."),
         click.option("--mda", is_flag=True, help="Multipath discovery: every load-balanced "
                      "interface at each hop and the links between them (udp by default; "
-                     "icmp Paris)."),
+                     "tcp, icmp Paris)."),
         click.option("--confidence", type=click.Choice(["95", "99"]), default="95",
-                     show_default=True, help="--mda: how sure to be that no interface was "
-                     "missed at a hop, in percent."),
+                     show_default=True, help="--mda: how sure to be that no interface or "
+                     "link of the trace was missed, in percent."),
         click.option("--unprivileged", "sockets", flag_value="unprivileged",
                      help="Trace without raw sockets (ping, UDP and TCP sockets); the "
                      "default when raw sockets are refused."),
