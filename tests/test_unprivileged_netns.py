@@ -274,5 +274,5 @@ def test_waiting_between_rounds_unprivileged_costs_no_cpu(lab: Lab, probe: str) 
     common = [server, "-n", "--unprivileged", "--probe", probe, "--report", "-i", "0.5"]
     short_cpu, short_wall = _cpu_and_wall(lab, *common, "-c", "1")
     long_cpu, long_wall = _cpu_and_wall(lab, *common, "-c", "6")
-    assert long_wall - short_wall > 2.0
+    assert long_wall - short_wall > 1.0  # five intervals of 0.5 s, less start-up noise
     assert long_cpu - short_cpu < 0.5 * (long_wall - short_wall)  # spinning: about 1
