@@ -47,6 +47,18 @@ def hop_addresses(report: dict[str, Any]) -> list[str | None]:
 TIMEOUT = 60.0
 
 
+def plugin_site(root: Path, module: str, source: str, entry: str) -> Path:
+    """A throwaway distribution in ``root``: ``module`` (with ``source``) and its
+    ``.dist-info``, registering it in the ``tracekit`` entry-point group as ``entry``."""
+    (root / f"{module}.py").write_text(source)
+    name = module.replace("_", "-")
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[tracekit]\n{entry} = {module}\n")
+    return root
+
+
 class Pane:
     """A tmux server of the test's own (its own socket) with one pane running a command."""
 

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 from ripe.atlas.sagan import TracerouteResult
 
-from conftest import Pane, hop_addresses
+from conftest import Pane, hop_addresses, plugin_site
 from tracekit.targets import shard_of
 from tracekit.testing import Lab
 from tracekit.testing.pytest_plugin import require
@@ -348,13 +348,9 @@ def tracekit_register_outputs(register):
 @pytest.fixture(scope="module")
 def one_trace_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throwaway distribution (a module and its ``.dist-info``) that registers the output."""
-    root = tmp_path_factory.mktemp("site")
-    (root / "onetrace_plugin.py").write_text(ONE_TRACE_PLUGIN)
-    info = root / "onetrace_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: onetrace-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[tracekit]\nonetrace = onetrace_plugin\n")
-    return root
+    return plugin_site(
+        tmp_path_factory.mktemp("site"), "onetrace_plugin", ONE_TRACE_PLUGIN, "onetrace"
+    )
 
 
 @pytest.mark.parametrize("where", ["stdout", "out"])

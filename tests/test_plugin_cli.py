@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import plugin_site
+
 PLUGIN = '''
 import click
 
@@ -41,13 +43,7 @@ def tracekit_configure(settings):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("site")
-    (root / "greeter_plugin.py").write_text(PLUGIN)
-    info = root / "greeter_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: greeter-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[tracekit]\ngreeter = greeter_plugin\n")
-    return root
+    return plugin_site(tmp_path_factory.mktemp("site"), "greeter_plugin", PLUGIN, "greeter")
 
 
 def tracekit(site: Path, *args: str, autoload: bool = True) -> subprocess.CompletedProcess[str]:
