@@ -55,9 +55,10 @@ def drive(
     :meth:`Engine.stop` and :func:`drain` to get its final events.
     """
     patient = engine.strategy.patient and getattr(transport, "stamped", False)
+    send, sent, feed, receive = transport.send, engine.sent, engine.feed, transport.receive
     while True:
         for probe in engine.due(clock()):
-            engine.sent(probe, transport.send(probe.packet))
+            sent(probe, send(probe.packet))
         yield from engine.take_events()
         if engine.finished:
             return
@@ -66,11 +67,11 @@ def drive(
         if patient:
             if timeout > 0.0:
                 sleep(min(timeout, PATIENCE))
-            arrived = transport.receive(0.0)
+            arrived = receive(0.0)
         else:
-            arrived = transport.receive(timeout)
+            arrived = receive(timeout)
         for received in arrived:
-            engine.feed(received)
+            feed(received)
         yield from engine.take_events()
 
 

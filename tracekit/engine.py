@@ -126,14 +126,19 @@ class Engine:
     def send(self, ttl: int, flow: int, now: float, round: int = 0) -> Probe | None:
         """Build a probe to go out now; ``None`` when no sequence number is free or the
         rate (``--rate``) allows no probe yet: the strategy keeps it for later."""
-        seq = self._take_seq(now)
-        if seq is None:
-            return None
+        seq = self._next_seq
+        if seq in self._held or seq in self._resting:
+            taken = self._take_seq(now)
+            if taken is None:
+                return None
+            seq = taken
+        else:  # the next number is free (the usual case: what _take_seq would find first)
+            self._next_seq = seq + 1 if seq + 1 < self._space else 0
         if self.rate is not None and not self.rate.take(now):
             self._starved_at = now
             return None
-        probe = Probe(next(self._ids), ttl, flow, seq, round, sent=now)
-        probe.packet = self.method.build(ttl, flow, seq)
+        packet = self.method.build(ttl, flow, seq)
+        probe = Probe(next(self._ids), ttl, flow, seq, round, now, packet)
         self._held[seq] = probe
         self._outbox.append(probe)
         return probe
@@ -182,7 +187,7 @@ class Engine:
             rtt if rtt > 0.0 else 0.0,
             match.reply,
             received.ttl,
-            list(match.mpls),
+            list(match.mpls) if match.mpls else [],
             match.marker,
             probe.flow,
             False,

@@ -35,12 +35,19 @@ def ipv6_header(protocol: int, src: bytes, dst: bytes, length: int, hop_limit: i
 
 
 def set_word(packet: bytearray, offset: int, value: int, checksum_offset: int) -> None:
-    """Set the 16-bit field at ``offset`` and fix the checksum at ``checksum_offset``."""
-    (old,) = struct.unpack_from("!H", packet, offset)
-    (checksum,) = struct.unpack_from("!H", packet, checksum_offset)
-    total = _ones_add(_ones_add(~checksum & 0xFFFF, ~old & 0xFFFF), value)
-    struct.pack_into("!H", packet, offset, value)
-    struct.pack_into("!H", packet, checksum_offset, ~total & 0xFFFF)
+    """Set the 16-bit field at ``offset`` and fix the checksum at ``checksum_offset``
+    (RFC 1624: ``~(~HC + ~m + m')``; byte by byte, as fast as it gets: once a probe)."""
+    total = (
+        ((packet[checksum_offset] << 8 | packet[checksum_offset + 1]) ^ 0xFFFF)
+        + ((packet[offset] << 8 | packet[offset + 1]) ^ 0xFFFF)
+        + value
+    )
+    total = (total & 0xFFFF) + (total >> 16)  # at most 3 x 0xFFFF: two folds make 16 bits
+    total = ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
+    packet[offset] = value >> 8
+    packet[offset + 1] = value & 0xFF
+    packet[checksum_offset] = total >> 8
+    packet[checksum_offset + 1] = total & 0xFF
 
 
 def ip_packet(

@@ -154,6 +154,7 @@ class _Setup:
                 notifier(pm.hook.tracekit_probe_answered),
                 notifier(pm.hook.tracekit_enrich_hop),
                 notifier(pm.hook.tracekit_hop_completed),
+                notifier(pm.hook.tracekit_round_completed),
             )
         return self._hooks
 
@@ -163,6 +164,7 @@ class _Hooks:
     answered: Callable[..., None]
     enrich_hop: Callable[..., None]
     hop_completed: Callable[..., None]
+    round_completed: Callable[..., None]
 
 
 def _setup(pm: PluginManager, request: TraceRequest, rate: float | None = None) -> _Setup:
@@ -284,9 +286,10 @@ class _Tracing:
         """Open the trace with a transport of its own and drive it to its end (Ctrl-C: it
         reports what it has, then the interrupt goes on)."""
         engine = self.open(_own_transport)
+        handle = self.run.handle
         try:
             for event in drive(engine, self.transport):
-                self.handle(event)
+                handle(event)
         except KeyboardInterrupt:
             for event in drain(engine):
                 self.handle(event)
@@ -689,7 +692,7 @@ class _Lane:
         return self.transport.send_to(data, self.tracing.address)
 
     def handle(self, event: Event) -> None:
-        self.tracing.handle(event)
+        self.tracing.run.handle(event)
 
     def failed(self, error: TracekitError) -> None:
         self.bulk._end(self, error)
@@ -735,6 +738,8 @@ class _Run:
         self._enriched: set[tuple[int, str]] = set()
         #: The outputs that want every answer (a live view): calling the others costs time.
         self._answer_sinks = [o for o in outputs if type(o.output).answer is not Output.answer]
+        #: Likewise, the outputs that want every round (continuous mode).
+        self._round_sinks = [o for o in outputs if type(o.output).round is not Output.round]
         self._hooks = hooks
         self._answered = hooks.answered
         self._responders = 0
@@ -754,8 +759,8 @@ class _Run:
         elif isinstance(event, RoundCompleted):
             self._refresh()
             trace.rounds = event.round.number
-            self.pm.hook.tracekit_round_completed(trace=trace, round=event.round)
-            for sink in self.outputs:
+            self._hooks.round_completed(trace=trace, round=event.round)
+            for sink in self._round_sinks:
                 sink.call("round", trace, event.round)
         elif isinstance(event, TraceFinished):
             if isinstance(self.strategy, Rounds):

@@ -71,43 +71,48 @@ class Reply:
 
     @property
     def mpls(self) -> tuple[MplsLabel, ...]:
-        return mpls_labels(self.extension)
+        return mpls_labels(self.extension) if self.extension else ()
 
 
 def parse(data: bytes, ip_version: int) -> Reply | None:
-    """Read a whole IPv4/IPv6 packet; ``None`` when it is too short to be any reply."""
+    """Read a whole IPv4/IPv6 packet; ``None`` when it is too short to be any reply.
+
+    (Every packet that arrives comes here: kept to a few slices and one object or two.)"""
     if ip_version == 4:
         if len(data) < 20:
             return None
         start = (data[0] & 0x0F) * 4
         protocol = data[9]
+        if protocol != ICMP4:
+            return Reply(4, protocol, l4=data[start:])
     else:
         if len(data) < 40:
             return None
         start, protocol = 40, data[6]
-    l4 = data[start:]
-    if protocol not in (ICMP4, ICMP6):
-        return Reply(ip_version, protocol, l4=l4)
-    if len(l4) < 8:
+        if protocol != ICMP6:
+            return Reply(6, protocol, l4=data[start:])
+    if len(data) < start + 8:
         return None
+    l4 = data[start:]
     kind, code = l4[0], l4[1]
     if kind not in _ERRORS[ip_version]:
         return Reply(ip_version, protocol, kind, code, l4)
-    body = l4[8:]
     length = 0
     if kind in _LENGTH_FIELD[ip_version]:
         length = l4[5] * 4 if ip_version == 4 else l4[4] * 8
-    quoted, extension = _split(body, length)
+    if length:
+        quoted, extension = l4[8 : 8 + length], l4[8 + length :]
+    else:
+        quoted, extension = _split(l4[8:])
     header = _quoted(quoted, ip_version)
     if header is None:
         return None
     return Reply(ip_version, protocol, kind, code, l4, header, extension)
 
 
-def _split(body: bytes, length: int) -> tuple[bytes, bytes]:
-    """The quoted datagram and the extension after it (RFC 4884)."""
-    if length:
-        return body[:length], body[length:]
+def _split(body: bytes) -> tuple[bytes, bytes]:
+    """The quoted datagram and the extension after it (RFC 4884), where the error has no
+    length field or left it 0."""
     # Older routers set no length but still pad to 128 bytes before an extension.
     if len(body) > _MIN_QUOTE + 4 and body[_MIN_QUOTE] >> 4 == 2:
         return body[:_MIN_QUOTE], body[_MIN_QUOTE:]

@@ -48,6 +48,17 @@ class _cached(Generic[_T]):
         return value
 
 
+def _parse(data: bytes, ip_version: int) -> Reply | None:
+    """:func:`tracekit.wire.parse`, imported on first use (``tracekit --help`` does not read
+    packets); then put in this name's place, so no packet pays for an import statement
+    (microseconds each, as much as the parse)."""
+    global _parse
+    from tracekit.wire import parse
+
+    _parse = parse
+    return parse(data, ip_version)
+
+
 class Outcome(enum.Enum):
     """What a reply means for the trace."""
 
@@ -95,9 +106,7 @@ class Received:
     @_cached
     def reply(self) -> Reply | None:
         """The packet read from its bytes (:mod:`tracekit.wire`): cheap, no scapy."""
-        from tracekit.wire import parse
-
-        return parse(self.data, self.ip_version)
+        return _parse(self.data, self.ip_version)
 
     @_cached
     def packet(self) -> Any:

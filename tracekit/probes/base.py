@@ -42,8 +42,9 @@ class PacketProbe(ProbeMethod):
 
     def __init__(self, context: ProbeContext) -> None:
         self.context = context
-        #: Offset of the layer above IP in our packets.
+        #: Offset of the layer above IP in our packets, and of the IPv4 TTL (IPv6 hop limit).
         self.l4 = 20 if context.ip_version == 4 else 40
+        self.ttl_at = 8 if context.ip_version == 4 else 7
         self._reserved: socket.socket | None = None
         self.template = b""
         family = socket.AF_INET if context.ip_version == 4 else socket.AF_INET6

@@ -16,7 +16,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.packets import set_ttl, set_word, steer_checksum
+from tracekit.packets import set_word, steer_checksum
 from tracekit.probes import PACKET_SIZE, PARIS, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe, payload
 from tracekit.replies import error_outcome
@@ -53,7 +53,7 @@ class IcmpEcho(PacketProbe):
 
     def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
-        set_ttl(packet, ttl)
+        packet[self.ttl_at] = ttl
         set_word(packet, self.l4 + 6, seq, self.l4 + 2)
         if self.paris:
             target = (self._checksum + flow - 1) % 0xFFFE + 1  # 1..0xFFFE

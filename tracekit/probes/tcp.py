@@ -21,7 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.packets import set_long, set_ttl, set_word
+from tracekit.packets import set_long, set_word
 from tracekit.probes import PARIS, PORT, SOURCE_PORT, TOS, Match, Outcome, ProbeContext, Received
 from tracekit.probes.base import PacketProbe
 from tracekit.replies import error_outcome
@@ -71,7 +71,7 @@ class TcpSyn(PacketProbe):
 
     def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
-        set_ttl(packet, ttl)
+        packet[self.ttl_at] = ttl
         if flow:
             set_word(packet, self.l4, self.source_port + flow, self.l4 + 16)
         set_long(packet, self.l4 + 4, (self.isn + seq) & 0xFFFFFFFF, self.l4 + 16)

@@ -21,7 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from tracekit import hookimpl
-from tracekit.packets import set_ttl, set_word, steer_checksum
+from tracekit.packets import set_word, steer_checksum
 from tracekit.probes import (
     PACKET_SIZE,
     PARIS,
@@ -79,7 +79,7 @@ class UdpProbe(PacketProbe):
 
     def build(self, ttl: int, flow: int, seq: int) -> bytes:
         packet = bytearray(self.template)
-        set_ttl(packet, ttl)
+        packet[self.ttl_at] = ttl
         if self.paris:
             if flow:
                 set_word(packet, self.l4 + 2, self.port + flow, self.l4 + 6)

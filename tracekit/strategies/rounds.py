@@ -135,7 +135,7 @@ class Rounds(Strategy):
                 if self.dest_ttl is not None and ttl > self.dest_ttl:
                     r.waiting.clear()
                     break
-                probe = self.engine.send(ttl, 0, now, round=r.number)
+                probe = self.engine.send(ttl, 0, now, r.number)
                 if probe is None:
                     return  # every sequence number is held or resting: wait
                 r.waiting.pop(0)
