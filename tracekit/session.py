@@ -26,7 +26,6 @@ from tracekit.driver import Transport, drain, drive
 from tracekit.engine import Engine
 from tracekit.errors import BadInput, CannotProbe, NoPrivilege, TracekitError
 from tracekit.events import Event, HopCompleted, ProbeAnswered, RoundCompleted, TraceFinished
-from tracekit.expect import Baseline, Rule, evaluate, failure_lines, github_lines
 from tracekit.fleet import Fleet
 from tracekit.isolation import Isolated
 from tracekit.model import Hop, ProbeInfo, Trace
@@ -42,6 +41,7 @@ from tracekit.strategies.multipath import Multipath
 from tracekit.strategies.rounds import Rounds
 
 if TYPE_CHECKING:
+    from tracekit.expect import Baseline, Rule
     from tracekit.progress import Bar
     from tracekit.strategies import Strategy
 
@@ -323,6 +323,8 @@ class _Tracing:
                 trace.links, trace.probes_sent = strategy.links(), strategy.sent
             request = self.request
             if request.rules and trace.end != "error":
+                from tracekit.expect import evaluate  # with --expect only: a heavy import
+
                 trace.expectations = evaluate(request.rules, trace, request.baseline)
             self.pm.hook.tracekit_trace_finished(trace=trace)
             for sink in self.outputs:
@@ -376,6 +378,8 @@ def _report_failures(trace: Trace) -> None:
     command (``::error``), on standard error too, where it cannot mix with a report on
     standard output."""
     assert trace.expectations is not None
+    from tracekit.expect import failure_lines, github_lines
+
     lines = failure_lines(trace.expectations)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         lines += github_lines(trace.expectations, trace)
