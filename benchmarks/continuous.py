@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import find_tool
+from peers import find_tool, machine_speed
 
 #: CPU per probe a continuous run may cost (the issue's target), in microseconds.
 TARGET_US = 100.0
@@ -571,7 +571,9 @@ def print_micro(m: dict[str, Any]) -> None:
 def print_table(result: dict[str, Any]) -> None:
     before, after = (result[f"load_average_{k}"][0] for k in ("before", "after"))
     print(f"Python {result['python']}, {result['cpus']} CPUs, load average {before:.2f} "
-          f"before, {after:.2f} after (other work on the machine skews the figures)")  # fmt: skip
+          f"before, {after:.2f} after (other work on the machine skews the figures); "
+          f"sum(range(1000)) takes {result['machine_speed_us']:.1f} us (about 10 on typical "
+          "hardware: CPU figures scale with it)")  # fmt: skip
     if "continuous" in result:
         print_continuous(result, result["continuous"])
     if "micro" in result:
@@ -609,6 +611,7 @@ def main() -> int:
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
         "load_average_before": os.getloadavg(),
+        "machine_speed_us": machine_speed(),
     }
     if not args.micro_only:
         result["continuous"] = continuous(args)
