@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracekit.model import MplsLabel
 from tracekit.probes import Outcome
 
+if TYPE_CHECKING:
+    from tracekit.model import MplsLabel
+
 __all__ = ["MplsLabel"]  # defined in tracekit.model, where ProbeResult uses it
+
+
+def __getattr__(name: str) -> Any:
+    # ``MplsLabel`` is re-exported on first use: the model is not imported with this module
+    # (the probe methods import it, and ``tracekit --help`` loads them).
+    if name == "MplsLabel":
+        from tracekit.model import MplsLabel
+
+        return MplsLabel
+    raise AttributeError(f"module 'tracekit.replies' has no attribute {name!r}")
+
 
 TIME_EXCEEDED = "time-exceeded"
 
@@ -106,6 +119,8 @@ def mpls_labels(icmp: Any) -> tuple[MplsLabel, ...]:
     extension = getattr(icmp, "ext", None)
     if not extension:
         return ()
+    from tracekit.model import MplsLabel
+
     data = bytes(extension)[4:]  # after the extension header (version, checksum)
     labels = []
     while len(data) >= 4:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import tracekit
 from tracekit import hookimpl
 from tracekit.outputs import Output
-from tracekit.stats import HopStats, RttStats, fold
 
 if TYPE_CHECKING:
     from tracekit.hookspecs import RegisterOutput
     from tracekit.model import Hop, Host, Trace
+    from tracekit.stats import HopStats, RttStats
 
 #: Raised only when a field changes meaning or is removed; added fields keep the version.
 SCHEMA_VERSION = 1
@@ -67,7 +67,12 @@ def _host(host: Host) -> dict[str, Any]:
     out: dict[str, Any] = {"address": host.address, "name": host.name, **geo(host)}
     for key, value in host.annotations.items():
         out.setdefault(key, value)  # annotations never replace the address or name
-    out["stats"] = rtt_stats(host.stats or RttStats())
+    stats = host.stats
+    if stats is None:  # (tracekit --help loads this module: statistics only when needed)
+        from tracekit.stats import RttStats
+
+        stats = RttStats()
+    out["stats"] = rtt_stats(stats)
     return out
 
 
@@ -89,8 +94,14 @@ def hop_to_dict(hop: Hop) -> dict[str, Any]:
             }
             for p in hop.probes
         ],
-        "stats": hop_stats(hop.stats or fold(hop.probes)),
+        "stats": hop_stats(hop.stats if hop.stats is not None else _fold(hop)),
     }
+
+
+def _fold(hop: Hop) -> HopStats:
+    from tracekit.stats import fold
+
+    return fold(hop.probes)
 
 
 def trace_annotations(trace: Trace) -> dict[str, Any]:

@@ -24,12 +24,12 @@ import socket
 from typing import TYPE_CHECKING
 
 from tracekit import hookimpl
-from tracekit.model import Expectation, Trace
 from tracekit.outputs import Output, OutputTarget
 from tracekit.sanitize import printable
 
 if TYPE_CHECKING:
     from tracekit.hookspecs import RegisterOutput
+    from tracekit.model import Expectation, Trace
 
 
 def trace_text(trace: Trace, numeric: bool) -> str:
@@ -54,6 +54,8 @@ def verdicts(trace: Trace) -> list[Expectation]:
 
     dest = destination(trace)
     seen = f"reached at hop {dest.ttl}" if dest is not None else not_reached(trace)
+    from tracekit.model import Expectation  # (tracekit --help loads this module)
+
     return [Expectation("reached", dest is not None, seen)]
 
 

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 from tracekit import hookimpl
 from tracekit.outputs import Output
 from tracekit.sanitize import printable
-from tracekit.stats import HopStats, fold
 
 if TYPE_CHECKING:
     from tracekit.hookspecs import RegisterOutput
     from tracekit.model import Hop, Host, Trace
+    from tracekit.stats import HopStats
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
 
@@ -55,6 +55,8 @@ def _ms(value: float | None) -> str:
 
 
 def hop_row(hop: Hop, numeric: bool) -> str:
+    from tracekit.stats import fold  # (tracekit --help loads this module)
+
     stats: HopStats = hop.stats or fold(hop.probes)
     hosts = list(hop.hosts.values())
     names = "<br>".join(_host(h, numeric) for h in hosts) or "\\*"

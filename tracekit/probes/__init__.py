@@ -12,6 +12,7 @@ The built-in probe methods are the modules of this package, plugins like any oth
 from __future__ import annotations
 
 import enum
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,15 +49,14 @@ class _cached(Generic[_T]):
         return value
 
 
-def _parse(data: bytes, ip_version: int) -> Reply | None:
-    """:func:`tracekit.wire.parse`, imported on first use (``tracekit --help`` does not read
-    packets); then put in this name's place, so no packet pays for an import statement
+@functools.cache
+def _parser() -> Callable[[bytes, int], Reply | None]:
+    """:func:`tracekit.wire.parse`, imported on first use (``tracekit --help`` reads no
+    packets) and then at the cost of a cached call, not of an import statement per packet
     (microseconds each, as much as the parse)."""
-    global _parse
     from tracekit.wire import parse
 
-    _parse = parse
-    return parse(data, ip_version)
+    return parse
 
 
 class Outcome(enum.Enum):
@@ -106,7 +106,7 @@ class Received:
     @_cached
     def reply(self) -> Reply | None:
         """The packet read from its bytes (:mod:`tracekit.wire`): cheap, no scapy."""
-        return _parse(self.data, self.ip_version)
+        return _parser()(self.data, self.ip_version)
 
     @_cached
     def packet(self) -> Any:
