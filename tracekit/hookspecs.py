@@ -20,6 +20,12 @@ run many traces, one after another or at the same time. What a plugin starts in
 ``tracekit_trace_started`` (threads, open files) it ends in ``tracekit_trace_finished``,
 which is called even when the trace is interrupted or fails.
 
+The hooks called for every answer, hop or round (``tracekit_probe_answered``,
+``tracekit_enrich_hop``, ``tracekit_hop_completed``, ``tracekit_round_completed``) are
+looked up once, when a run starts, and then called directly, without pluggy's dispatch
+on every packet: a plugin is registered through its entry point before the run, not
+during it.
+
 Argument names are part of the API: they are never renamed or removed, only added.
 ``HOOKSPEC_VERSION`` rises when a hook or an argument is added.
 
