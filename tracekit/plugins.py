@@ -92,6 +92,13 @@ class PluginManager(pluggy.PluginManager):
         #: when asked for, as by ``tracekit plugins``: a trace does not pay for it)
         self.distributions: dict[str, Distribution] = {}
 
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        # pluggy asks for every attribute of a plugin, its thirty-odd dunders included, the
+        # slow way (inspect.getattr_static): no hook's name begins with an underscore.
+        if name.startswith("_"):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
 
 def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[str] = ()) -> PluginManager:
     """A new plugin manager with the installed plugins loaded.
