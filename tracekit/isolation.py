@@ -55,14 +55,10 @@ class Isolated:
         try:
             return function(*args, **kwargs)
         except Exception as exc:
-            return self.failure(exc)
-
-    def failure(self, exc: Exception) -> None:
-        """A call raised ``exc`` (call it from the ``except`` block): raise it again if it
-        passes or ends the calls, else warn once; later calls are skipped."""
-        if self.passes(exc):
-            raise exc
-        self.failed = True
-        if self.ends(exc):
-            raise exc
-        warn(f"{self.what}: {type(exc).__name__}: {one_line(exc)}")
+            if self.passes(exc):
+                raise
+            self.failed = True
+            if self.ends(exc):
+                raise
+            warn(f"{self.what}: {type(exc).__name__}: {one_line(exc)}")
+            return None

@@ -181,13 +181,6 @@ def notifier(caller: pluggy.HookCaller) -> Callable[..., None]:
     if any(impl.hookwrapper or impl.wrapper for impl in impls):
         return caller
     calls = [(impl.function, impl.argnames) for impl in reversed(impls)]
-    if len(calls) == 1:  # the usual case: one call, no loop
-        ((only, only_names),) = calls
-
-        def notify_one(**kwargs: Any) -> None:
-            only(*[kwargs[name] for name in only_names])
-
-        return notify_one
 
     def notify(**kwargs: Any) -> None:
         for function, names in calls:
@@ -204,13 +197,7 @@ def _guarded(plugin: str, hook: str, function: Callable[..., Any]) -> Callable[.
 
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
-        # Isolated.call inlined: this frame is on the per-answer path of every hook.
-        if isolated.failed:
-            return None
-        try:
-            return function(*args, **kwargs)
-        except Exception as exc:
-            return isolated.failure(exc)
+        return isolated.call(function, *args, **kwargs)
 
     return call
 

@@ -38,21 +38,8 @@ SHARED_RCVBUF = 32 << 20
 _SO_RCVBUFFORCE = 33  # Linux; not exported by the socket module
 
 
-_SOL_SOCKET = socket.SOL_SOCKET
-_IPPROTO_IPV6 = socket.IPPROTO_IPV6
-_IPV6_HOPLIMIT = socket.IPV6_HOPLIMIT
-_IPPROTO_ICMP = socket.IPPROTO_ICMP
 #: ``struct timespec`` of ``SO_TIMESTAMPNS``: seconds and nanoseconds.
 _TIMESPEC = struct.Struct("qq")
-
-
-def _send_error(exc: OSError, destination: str) -> CannotProbe:
-    """What a failed ``sendto`` means for the trace."""
-    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return CannotProbe(f"no route to {destination}")
-    if exc.errno == errno.EPERM:
-        return NoPrivilege(privilege_hint())
-    return CannotProbe(f"cannot send to {destination}: {exc.strerror}")
 
 
 def privilege_hint() -> str:
@@ -153,14 +140,8 @@ class RawTransport:
 
     def send(self, data: bytes) -> float:
         """Send one whole IP packet to the destination; return the send time."""
-        destination = self.destination
-        assert destination is not None, "a shared transport sends with send_to"
-        sent = time.time()
-        try:
-            self._sender.sendto(data, (destination, 0))
-        except OSError as exc:
-            raise _send_error(exc, destination) from exc
-        return sent
+        assert self.destination is not None, "a shared transport sends with send_to"
+        return self.send_to(data, self.destination)
 
     def send_to(self, data: bytes, destination: str) -> float:
         """Send one whole IP packet to ``destination``; return the send time.
@@ -172,7 +153,11 @@ class RawTransport:
         try:
             self._sender.sendto(data, (destination, 0))
         except OSError as exc:
-            raise _send_error(exc, destination) from exc
+            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                raise CannotProbe(f"no route to {destination}") from exc
+            if exc.errno == errno.EPERM:
+                raise NoPrivilege(privilege_hint()) from exc
+            raise CannotProbe(f"cannot send to {destination}: {exc.strerror}") from exc
         return sent
 
     @property
@@ -213,16 +198,16 @@ class RawTransport:
         stamp = None
         hop_limit = None
         for level, kind, value in ancillary:
-            if kind == _SO_TIMESTAMPNS and level == _SOL_SOCKET:
+            if kind == _SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
                 sec, nsec = _TIMESPEC.unpack_from(value)
                 stamp = sec + nsec / 1e9
-            elif kind == _IPV6_HOPLIMIT and level == _IPPROTO_IPV6:
+            elif kind == socket.IPV6_HOPLIMIT and level == socket.IPPROTO_IPV6:
                 hop_limit = int.from_bytes(value[:4], sys.byteorder, signed=True)
         when = stamp if stamp is not None else time.time()
         if self.ip_version == 4:
             if len(data) < 20:
                 return None
-            if proto == _IPPROTO_ICMP and internet_checksum(data[(data[0] & 0x0F) * 4 :]):
+            if proto == socket.IPPROTO_ICMP and internet_checksum(data[(data[0] & 0x0F) * 4 :]):
                 return None  # the kernel passes ICMPv4 with bad checksums to raw sockets
             return Received(data, 4, address, when, data[8])
         # IPv6 raw sockets deliver the payload only: put back the header scapy expects.
