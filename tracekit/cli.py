@@ -52,8 +52,12 @@ class DefaultGroup(click.Group):
         self.default = default
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args:  # 'tracekit' alone is 'tracekit trace': it asks for a HOST
-            args = [self.default]
+        # 'tracekit' alone is 'tracekit trace' (it asks for a HOST), and 'tracekit -n HOST'
+        # is 'tracekit trace -n HOST': named here, before the group's own parser sees the
+        # trace's options (each one it does not know costs it a search for a close match).
+        own = {opt for param in self.get_params(ctx) for opt in param.opts}
+        if not args or (args[0] not in self.commands and args[0] not in own):
+            args = [self.default, *args]
         return super().parse_args(ctx, args)
 
     def resolve_command(
@@ -255,7 +259,6 @@ def trace(
     whole when it is finished: --format json writes one array, jsonl one report a line.
     Exit codes then: 0 every target reached, 1 some not (or failed).
     """
-    from tracekit.expect import prepare
     from tracekit.targets import parse_shard
 
     probe_options, settings = _plugin_values(options)
@@ -267,7 +270,11 @@ def trace(
     from tracekit.strategies.classic import Schedule
 
     _check_ttls(options)
-    baseline = prepare(options["rules"], options["baseline"])
+    baseline = None
+    if options["rules"] or options["baseline"] is not None:
+        from tracekit.expect import prepare  # a heavy import: with --expect only
+
+        baseline = prepare(options["rules"], options["baseline"])
     cycles = options["cycles"]
     if options["report"] and cycles is None:
         cycles = 10  # mtr -r's default count

@@ -6,7 +6,6 @@ still being written) costs no memory; see ``docs/bulk.md``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import sys
@@ -53,6 +52,8 @@ def parse_shard(value: str) -> tuple[int, int]:
 def shard_of(target: str, n: int) -> int:
     """The shard (1 to ``n``) of ``target``: from a hash of the target string, so a target
     stays on its shard however the list around it changes, on every machine and Python."""
+    import hashlib  # with --shard only: its import costs more than reading a short list
+
     digest = hashlib.sha256(target.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
 
