@@ -57,13 +57,16 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     )
 
 
-def _unknown_arguments(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    """Arguments that ``plugin``'s hook implementations ask for and their hook does not have.
+def _unknown_arguments(
+    pm: pluggy.PluginManager, plugin: object, marked: dict[str, Any]
+) -> list[str]:
+    """Arguments that ``plugin``'s hook implementations (``marked``: :func:`_marked`) ask
+    for and their hook does not have.
 
     pluggy refuses such a plugin too, in a message of several lines; this says it in one.
     """
     problems = []
-    for attribute in _marked(pm, plugin):
+    for attribute in marked:
         caller = getattr(pm.hook, attribute, None)
         if caller is None or caller.spec is None:
             continue  # not a hook: _unknown_hooks reports it
@@ -139,10 +142,11 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
         plugin = ep.load()
     except Exception as exc:  # a broken plugin must not break tracekit
         return f"plugin {ep.name!r} ({ep.value}) failed to load: {one_line(exc)}"
-    problems = _unknown_arguments(pm, plugin)
+    marked = _marked(pm, plugin)
+    problems = _unknown_arguments(pm, plugin, marked)
     if problems:
         return f"plugin {ep.name!r} not loaded: {'; '.join(problems)}"
-    plugin = _isolated(pm, ep.name, plugin)
+    plugin = _isolated(ep.name, plugin, marked)
     try:
         pm.register(plugin, name=ep.name)
     except Exception as exc:
@@ -156,8 +160,9 @@ def _load(pm: PluginManager, ep: EntryPoint) -> str | None:
     return None
 
 
-def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
-    """``plugin`` with each hook implementation made to fail alone.
+def _isolated(name: str, plugin: object, marked: dict[str, Any]) -> object:
+    """``plugin`` with each hook implementation (``marked``: :func:`_marked`) made to fail
+    alone.
 
     An implementation that raises is reported in one warning line naming the plugin, and is
     not called again in this run; the other plugins, the trace and the outputs go on.
@@ -165,7 +170,7 @@ def _isolated(pm: PluginManager, name: str, plugin: object) -> object:
     is meant for the user and passes through.
     """
     hooks = {}
-    for attribute, opts in _marked(pm, plugin).items():
+    for attribute, opts in marked.items():
         function = getattr(plugin, attribute)
         wrapper = opts.get("wrapper") or opts.get("hookwrapper")  # generators: left as they are
         hooks[attribute] = function if wrapper else _guarded(name, attribute, function)
