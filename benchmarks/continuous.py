@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import functools
 import json
 import os
 import re
@@ -89,7 +90,9 @@ def run_child(command: list[str]) -> Usage:
 # -- tracekit and mtr in the lab ---------------------------------------------------------------
 
 
-def tracekit_run(lab: Any, server: str, version: int, probe: str, count: int, interval: str):
+def tracekit_run(
+    lab: Any, server: str, version: int, probe: str, count: int, interval: str
+) -> tuple[Usage, int, int, int]:
     command = lab.command(
         "client",
         [sys.executable, "-m", "tracekit", server, f"-{version}", "--probe", probe, "-n",
@@ -108,15 +111,16 @@ def tracekit_run(lab: Any, server: str, version: int, probe: str, count: int, in
 MTR_HOP = re.compile(r"^\s*\d+\.\|--\s+(\S+)\s+([\d.]+)%\s+(\d+)")
 
 
-def mtr_run(lab: Any, server: str, version: int, probe: str, count: int, interval: str):
+def mtr_run(
+    lab: Any, server: str, version: int, probe: str, count: int, interval: str
+) -> tuple[Usage, int | None, int | None, int]:
     command = lab.command(
         "client",
         ["mtr", "-n", "-r", f"-{version}", *MTR_METHODS[probe], "-c", str(count),
          "-i", interval, server],
     )  # fmt: skip
     usage = run_child(command)
-    hops = [MTR_HOP.match(line) for line in usage.stdout.splitlines()]
-    hops = [h for h in hops if h]
+    hops = [h for line in usage.stdout.splitlines() if (h := MTR_HOP.match(line))]
     if usage.returncode != 0 or not hops:
         return usage, None, None, 0
     sent = sum(int(h.group(3)) for h in hops)
@@ -211,7 +215,7 @@ def floor_run(
 def per_probe(long: Usage, short: Usage, sent: int, sent_short: int, kind: str = "cpu") -> float:
     """Microseconds of CPU (``kind``: ``cpu``, ``user`` or ``sys``) per probe, start-up (the
     short run) taken off."""
-    spent = getattr(long, kind) - getattr(short, kind)
+    spent = float(getattr(long, kind) - getattr(short, kind))
     return spent / max(1, sent - sent_short) * 1e6
 
 
@@ -360,6 +364,9 @@ def replies(method: Any, version: int, probe: str, packet: bytes) -> dict[str, b
     )
 
     src, dst, hop, other = SRC[version], DST[version], HOP[version], OTHER[version]
+    error: Any
+    unrelated: Any
+    unreachable: Any
     if version == 4:
         error = IP(src=hop, dst=src) / ICMP(type=11) / packet
         unrelated = IP(src=hop, dst=src) / ICMP(type=11) / (IP(src=src, dst=other, ttl=1) / ICMP())
@@ -404,7 +411,7 @@ def micro(seconds: float) -> dict[str, Any]:
                 seq = SEQ
                 packet = method.build(5, 0, seq)
                 row: dict[str, Any] = {"probe": probe, "ip_version": version}
-                row["build_us"] = per_call(lambda m=method: m.build(5, 0, SEQ), seconds)
+                row["build_us"] = per_call(functools.partial(method.build, 5, 0, SEQ), seconds)
                 for kind, data in replies(method, version, probe, packet).items():
                     source = {"error": HOP, "answer": DST, "unrelated": HOP}[kind][version]
                     match = method.match(Received(data, version, source, 0.0, 64))
@@ -412,12 +419,14 @@ def micro(seconds: float) -> dict[str, Any]:
                     if (match is not None) != expected or (match and match.seq != seq):
                         raise SystemExit(f"{probe} IPv{version}: {kind} matched as {match}")
 
-                    def call(m=method, d=data, v=version, s=source) -> object:
+                    def call(
+                        m: Any = method, d: bytes = data, v: int = version, s: str = source
+                    ) -> object:
                         # a fresh Received each time, as from the socket: parse included
                         return m.match(Received(d, v, s, 0.0, 64))
 
                     row[f"match_{kind}_us"] = per_call(call, seconds)
-                    row[f"parse_{kind}_us"] = per_call(lambda d=data, v=version: parse(d, v),
+                    row[f"parse_{kind}_us"] = per_call(functools.partial(parse, data, version),
                                                        seconds)  # fmt: skip
                 rows.append(row)
             finally:

@@ -340,7 +340,7 @@ def test_github_annotations_escape_what_workflow_commands_need() -> None:
 
 def suite_out(suite: TestSuite) -> str:
     """The suite's own system-out (junitparser reads a testcase's, not a suite's)."""
-    text: str = suite.child(SystemOut).text
+    text: str = suite.child(SystemOut).text  # type: ignore[no-untyped-call]
     return text
 
 

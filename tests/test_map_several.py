@@ -365,8 +365,8 @@ def test_multipath_lines_bridge_silent_hops_and_unlocated_interfaces() -> None:
     for ttl, hosts in enumerate(hops, start=1):
         hop = Hop(ttl)
         for address in hosts:
-            lat, lon = places.get(address, (None, None))
-            location = Location(latitude=lat, longitude=lon) if lat is not None else None
+            place = places.get(address)
+            location = Location(latitude=place[0], longitude=place[1]) if place else None
             hop.hosts[address] = Host(address, location=location)
         trace.hops.append(hop)
     trace.links += [Link(1, "10.1.0.1", "10.2.0.1"), Link(1, "10.1.0.1", "10.2.0.2")]

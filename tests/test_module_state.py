@@ -40,6 +40,8 @@ def module_state(source: str) -> list[str]:
     tree = ast.parse(source)
     found = []
     for node in tree.body:
+        targets: list[ast.expr]
+        value: ast.expr | None
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign):
@@ -51,9 +53,9 @@ def module_state(source: str) -> list[str]:
         for target in targets:
             names = [n for n in _names(target) if not n.isupper() and not n.startswith("__")]
             found += [f"{name} (line {node.lineno})" for name in names]
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Global):
-            found += [f"global {name} (line {node.lineno})" for name in node.names]
+    for walked in ast.walk(tree):
+        if isinstance(walked, ast.Global):
+            found += [f"global {name} (line {walked.lineno})" for name in walked.names]
     return found
 
 

@@ -95,7 +95,8 @@ def finished_text(trace: Trace, stream: io.StringIO | io.TextIOWrapper) -> str:
     TextOutput(OutputTarget(stream)).finish(trace)
     if isinstance(stream, io.TextIOWrapper):
         stream.flush()
-        return stream.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+        text: str = stream.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+        return text
     return stream.getvalue()
 
 
