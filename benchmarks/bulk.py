@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import find_tool, machine_speed
+from peers import find_tool, machine_speed, peak_rss, peak_rss_command
 from tracekit.testing import Lab
 
 #: The routers (1-based) that own a prefix of targets: several depths; 2 and 4 are silent.
@@ -64,10 +64,17 @@ def targets(count: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def run(command: list[str], stdin: str | None = None) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds and peak RSS (KiB) of ``command`` (``os.wait4``: its own,
-    with the children it waited for); its standard output."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+def run(lab: Lab, args: list[str], stdin: str | None = None) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (``os.wait4``: its own, with the children it waited for) and
+    peak RSS (KiB, read by GNU time: see :func:`peers.peak_rss_command`) of ``args`` run in
+    the lab's client; its standard output."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = str(Path(tmp) / "rss")
+        command = lab.command("client", peak_rss_command(args, report))
         start = time.perf_counter()
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True
@@ -81,8 +88,8 @@ def run(command: list[str], stdin: str | None = None) -> tuple[float, float, int
         out.seek(0)
         err.seek(0)
         if process.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(command[:8])}... failed: {err.read().strip()[:300]}")
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.read()
+            raise SystemExit(f"{' '.join(args[:6])}... failed: {err.read().strip()[:300]}")
+        return wall, usage.ru_utime + usage.ru_stime, peak_rss(report), out.read()
 
 
 def sent_packets(lab: Lab) -> int:
@@ -159,7 +166,7 @@ def main() -> int:
               "-O", "json", "-f", str(path)]  # fmt: skip
         for _ in range(args.runs):
             before = sent_packets(lab)
-            wall, cpu, rss, out = run(lab.command("client", tk))
+            wall, cpu, rss, out = run(lab, tk)
             sent.append(sent_packets(lab) - before)
             rows["tracekit"].append((wall, cpu, rss))
             reports = [json.loads(line) for line in out.splitlines()]
@@ -170,9 +177,9 @@ def main() -> int:
             if len(reports) != len(known):
                 wrong.append(f"{len(reports)} traces for {len(known)} targets")
             if traceroute:
-                rows["xargs"].append(run(lab.command("client", xargs), stdin=listing)[:3])
+                rows["xargs"].append(run(lab, xargs, stdin=listing)[:3])
             if scamper:
-                rows["scamper"].append(run(lab.command("client", sc))[:3])
+                rows["scamper"].append(run(lab, sc)[:3])
     medians = {
         tool: {
             "wall": statistics.median(r[0] for r in runs),

@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import find_tool, machine_speed
+from peers import find_tool, machine_speed, peak_rss, peak_rss_command
 
 #: CPU per probe a continuous run may cost (the issue's target), in microseconds.
 TARGET_US = 100.0
@@ -64,10 +65,17 @@ class Usage:
     stderr: str
 
 
-def run_child(command: list[str]) -> Usage:
-    """Run ``command`` and return its own CPU and peak RSS (``os.wait4``: this child and the
-    children it waited for, nothing else this script started)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+def run_child(lab: Any, args: list[str]) -> Usage:
+    """Run ``args`` in the lab's client and return what it cost: its own CPU (``os.wait4``:
+    this child and the children it waited for, nothing else this script started) and its peak
+    RSS (read by GNU time: see :func:`peers.peak_rss_command`)."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = str(Path(tmp) / "rss")
+        command = lab.command("client", peak_rss_command(args, report))
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(process.pid, 0)
@@ -79,7 +87,7 @@ def run_child(command: list[str]) -> Usage:
             cpu=usage.ru_utime + usage.ru_stime,
             user=usage.ru_utime,
             sys=usage.ru_stime,
-            maxrss_kib=usage.ru_maxrss,
+            maxrss_kib=peak_rss(report),
             wall=wall,
             returncode=process.returncode,
             stdout=out.read().decode(errors="replace"),
@@ -93,12 +101,9 @@ def run_child(command: list[str]) -> Usage:
 def tracekit_run(
     lab: Any, server: str, version: int, probe: str, count: int, interval: str
 ) -> tuple[Usage, int, int, int]:
-    command = lab.command(
-        "client",
-        [sys.executable, "-m", "tracekit", server, f"-{version}", "--probe", probe, "-n",
-         "-c", str(count), "-i", interval, "--format", "json"],
-    )  # fmt: skip
-    usage = run_child(command)
+    command = [sys.executable, "-m", "tracekit", server, f"-{version}", "--probe", probe, "-n",
+               "-c", str(count), "-i", interval, "--format", "json"]  # fmt: skip
+    usage = run_child(lab, command)
     if usage.returncode != 0:
         raise SystemExit(f"tracekit -c {count} failed ({usage.returncode}): {usage.stderr}")
     report = json.loads(usage.stdout)
@@ -114,12 +119,9 @@ MTR_HOP = re.compile(r"^\s*\d+\.\|--\s+(\S+)\s+([\d.]+)%\s+(\d+)")
 def mtr_run(
     lab: Any, server: str, version: int, probe: str, count: int, interval: str
 ) -> tuple[Usage, int | None, int | None, int]:
-    command = lab.command(
-        "client",
-        ["mtr", "-n", "-r", f"-{version}", *MTR_METHODS[probe], "-c", str(count),
-         "-i", interval, server],
-    )  # fmt: skip
-    usage = run_child(command)
+    command = ["mtr", "-n", "-r", f"-{version}", *MTR_METHODS[probe], "-c", str(count),
+               "-i", interval, server]  # fmt: skip
+    usage = run_child(lab, command)
     hops = [h for line in usage.stdout.splitlines() if (h := MTR_HOP.match(line))]
     if usage.returncode != 0 or not hops:
         return usage, None, None, 0
@@ -138,8 +140,7 @@ def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:
     for interval in dict.fromkeys([wanted, "0.01", "0.1", "1"]):
         if float(interval) < float(wanted):
             continue
-        usage = run_child(lab.command("client", ["mtr", "-n", "-r", "-c", "1", "-i", interval,
-                                                  server]))  # fmt: skip
+        usage = run_child(lab, ["mtr", "-n", "-r", "-c", "1", "-i", interval, server])
         if usage.returncode == 0:
             note = "" if interval == wanted else f"mtr refuses -i {wanted}: both use -i {interval}"
             return interval, note
@@ -151,8 +152,8 @@ def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:
 #: raw-socket loop sending the same packets as tracekit (built once per TTL by the same probe
 #: method: for TCP, the destination's SYN-ACK and the client kernel's RST included), with the
 #: same rounds and interval, waking once a round as tracekit's patient driver does.
-FLOOR = r"""
-import socket, sys, time
+PACKETS = r"""
+import socket, struct, sys, time
 from tracekit.probes import ProbeContext
 from tracekit.probes.icmp import IcmpEcho
 from tracekit.probes.tcp import TcpSyn
@@ -164,6 +165,21 @@ family = socket.AF_INET if version == 4 else socket.AF_INET6
 cls = {"icmp": IcmpEcho, "udp": UdpProbe, "tcp": TcpSyn}[probe]
 method = cls(ProbeContext(version, src, dst, {}))
 packets = [method.build(ttl, 0, ttl) for ttl in range(1, hops + 1)]
+"""
+
+#: Writes the packets to the file named by the 8th argument, for the floor in C.
+WRITE = (
+    PACKETS
+    + r"""
+with open(sys.argv[8], "wb") as out:
+    out.write(b"".join(struct.pack("=H", len(p)) + p for p in packets))
+method.close()
+"""
+)
+
+FLOOR = (
+    PACKETS
+    + r"""
 sender = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
 protocols = [socket.IPPROTO_ICMP if version == 4 else socket.IPPROTO_ICMPV6]
 if probe == "tcp":
@@ -195,19 +211,56 @@ while True:
 method.close()
 print(sent, received)
 """
+)
 
 
 def floor_run(
     lab: Any, probe: str, version: int, hops: int, count: int, interval: str
 ) -> tuple[Usage, int, int]:
-    command = lab.command(
-        "client",
-        [sys.executable, "-c", FLOOR, probe, str(version), lab.address("client", version),
-         lab.address("server", version), str(hops), str(count), interval],
-    )  # fmt: skip
-    usage = run_child(command)
+    usage = run_child(
+        lab, [sys.executable, "-c", FLOOR, *_floor_args(lab, probe, version, hops, count, interval)]
+    )
     if usage.returncode != 0:
         raise SystemExit(f"the raw-socket loop failed: {usage.stderr}")
+    sent, received = map(int, usage.stdout.split())
+    return usage, sent, received
+
+
+def _floor_args(lab: Any, probe: str, version: int, hops: int, count: int,
+                interval: str) -> list[str]:  # fmt: skip
+    return [probe, str(version), lab.address("client", version), lab.address("server", version),
+            str(hops), str(count), interval]  # fmt: skip
+
+
+@functools.cache
+def c_floor_binary() -> str | None:
+    """``benchmarks/floor.c`` compiled with the system's C compiler, or None without one."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    binary = Path(tempfile.mkdtemp(prefix="tracekit-floor-")) / "floor"
+    source = Path(__file__).with_name("floor.c")
+    done = subprocess.run([compiler, "-O2", "-o", str(binary), str(source)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"floor.c does not compile: {done.stderr}")
+    return str(binary)
+
+
+def c_floor_run(
+    lab: Any, binary: str, probe: str, version: int, hops: int, count: int, interval: str
+) -> tuple[Usage, int, int]:
+    """The same loop as :data:`FLOOR`, in C: what the kernel costs a probe, with no Python."""
+    args = _floor_args(lab, probe, version, hops, count, interval)
+    with tempfile.TemporaryDirectory() as tmp:
+        packets = str(Path(tmp) / "packets")
+        wrote = run_child(lab, [sys.executable, "-c", WRITE, *args, packets])
+        if wrote.returncode != 0:
+            raise SystemExit(f"writing the floor's packets failed: {wrote.stderr}")
+        usage = run_child(lab, [binary, str(version), args[3], str(count), interval,
+                                str(int(probe == "tcp")), packets])  # fmt: skip
+    if usage.returncode != 0:
+        raise SystemExit(f"the raw-socket loop in C failed ({usage.returncode}): {usage.stderr}")
     sent, received = map(int, usage.stdout.split())
     return usage, sent, received
 
@@ -242,9 +295,11 @@ def continuous(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr: str | None,
             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    keys = ("base", "count", "mid", "long", "mtr", "mtr_base", "floor", "floor_base")
+    keys = ("base", "count", "mid", "long", "mtr", "mtr_base", "floor", "floor_base", "c_floor",
+            "c_floor_base")  # fmt: skip
     samples: dict[str, list[Any]] = {k: [] for k in keys}
     floor = not args.no_floor
+    binary = c_floor_binary() if floor else None
     for _ in range(args.runs):  # alternate the tools, so drift on the machine hits both alike
         samples["base"].append(tracekit_run(lab, server, version, probe, 1, interval))
         samples["count"].append(tracekit_run(lab, server, version, probe, args.count, interval))
@@ -255,6 +310,13 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
             hops = samples["count"][-1][3]
             samples["floor_base"].append(floor_run(lab, probe, version, hops, 1, interval))
             samples["floor"].append(floor_run(lab, probe, version, hops, args.count, interval))
+            if binary is not None:
+                samples["c_floor_base"].append(
+                    c_floor_run(lab, binary, probe, version, hops, 1, interval)
+                )
+                samples["c_floor"].append(
+                    c_floor_run(lab, binary, probe, version, hops, args.count, interval)
+                )
     if args.long:
         samples["mid"].append(tracekit_run(lab, server, version, probe, args.long // 2, interval))
         samples["long"].append(tracekit_run(lab, server, version, probe, args.long, interval))
@@ -319,6 +381,9 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
         tk["us_above_floor"] = tk["us_per_probe"] - row["floor"]["us_per_probe"]
         if "mtr" in row:
             row["mtr"]["us_above_floor"] = row["mtr"]["us_per_probe"] - row["floor"]["us_per_probe"]
+    if samples["c_floor"]:
+        row["c_floor"] = summary(samples["c_floor"], samples["c_floor_base"])
+        tk["us_above_c_floor"] = tk["us_per_probe"] - row["c_floor"]["us_per_probe"]
     return row
 
 
@@ -524,15 +589,16 @@ def print_continuous(result: dict[str, Any], c: dict[str, Any]) -> None:
                      _mib(tk["rss_kib"]), _mib(tk["rss_kib_c1"]), _mib(tk.get("rss_kib_mid")),
                      _mib(tk.get("rss_kib_long")),
                      f"{tk['wall_s']:.1f}"])  # fmt: skip
-        for tool in ("mtr", "floor"):
+        for tool, label in (("mtr", "mtr"), ("floor", "floor"), ("c_floor", "floor C")):
             if tool in row:
                 t = row[tool]
-                rows.append([tool, name, str(t["probes_sent"]), f"{t['cpu_s']:.2f}", "",
+                rows.append([label, name, str(t["probes_sent"]), f"{t['cpu_s']:.2f}", "",
                              f"{t['us_per_probe']:.1f}", "", "", _mib(t["rss_kib"]), "", "", "",
                              f"{t.get('wall_s', 0):.1f}" if "wall_s" in t else ""])  # fmt: skip
     _table(header, rows)
     print("us/probe: (CPU of -c COUNT - CPU of -c 1) / (probes sent - probes of -c 1), user+sys;")
-    print("floor: a bare raw-socket loop, the same probes and rounds (the lab's kernel cost);")
+    print("floor: a bare raw-socket loop in Python, the same probes and rounds; floor C: the")
+    print("same loop in C (benchmarks/floor.c), the kernel's cost alone, what any tool pays;")
     print("RSS: peak resident size (mtr: the larger of mtr and its mtr-packet helper).")
     for row in c["rows"]:
         tk = row["tracekit"]
@@ -545,6 +611,11 @@ def print_continuous(result: dict[str, Any], c: dict[str, Any]) -> None:
                 f"{name}: above the floor: tracekit {tk['us_above_floor']:.1f} us/probe"
                 + (f", mtr {row['mtr']['us_above_floor']:.1f}" if "mtr" in row else "")
             )
+        if "us_above_c_floor" in tk:
+            c_floor = row["c_floor"]["us_per_probe"]
+            print(f"{name}: the floor in C {c_floor:.1f} us/probe leaves "
+                  f"{TARGET_US - c_floor:.1f} of the {TARGET_US:.0f} for a tool's own work; "
+                  f"tracekit's own: {tk['us_above_c_floor']:.1f}")  # fmt: skip
         if "memory_bounded" in tk:
             grown = (tk["rss_kib_long"] - tk["rss_kib_mid"]) / 1024
             state = "bounded" if tk["memory_bounded"] else "GROWS"

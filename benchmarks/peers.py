@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -34,3 +35,30 @@ def find_tool(command: str, package: str, install: bool) -> tuple[str | None, st
         if attempt[1] == "install" and shutil.which(command):
             return shutil.which(command), f"installed {package} with apt-get"
     return None, f"{command} is not installed and apt-get could not install {package}"
+
+
+@functools.cache
+def gnu_time() -> str:
+    """GNU time (Debian's ``time``), installed with apt-get when missing."""
+    found, note = find_tool("time", "time", True)
+    if found is None:
+        raise SystemExit(f"peak RSS is read with GNU time: {note}")
+    return found
+
+
+def peak_rss_command(args: list[str], report: str) -> list[str]:
+    """``args`` under GNU time, which writes their own peak RSS (KiB) to the file ``report``.
+
+    A child's ``ru_maxrss`` from ``wait4`` is no good here: it is at least the RSS its parent
+    had when it forked (on exec the kernel keeps the old image's peak), so every child of a
+    benchmark would weigh at least as much as the benchmark. GNU time is a small process, and
+    its child's peak is the command's own.
+    """
+    return [gnu_time(), "-f", "%M", "-o", report, *args]
+
+
+def peak_rss(report: str) -> int:
+    """The peak RSS (KiB) that :func:`peak_rss_command` wrote (its last line: before it, GNU
+    time notes a non-zero exit status)."""
+    with open(report) as lines:
+        return int(lines.read().split()[-1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -282,6 +283,27 @@ def test_a_rate_allows_a_burst_of_ten_milliseconds_worth() -> None:
     assert rate.take(5.001) and not rate.take(5.001)
     slow = Rate(2)
     assert slow.take(0.0) and not slow.take(0.4) and slow.take(0.5)
+
+
+def test_a_token_a_hair_short_is_not_ready_now_on_an_epoch_clock() -> None:
+    """``ready_at(now) <= now`` exactly when ``take(now)`` gives a token. On an epoch clock
+    a token due less than a tick ahead used to look ready now, while ``take`` refused it:
+    the fleet, which serves starved traces while the rate is ready, spun forever (a run of
+    10,000 targets hung at 100 % CPU)."""
+    from tracekit.pacing import Rate
+
+    t0 = 1_780_000_000.0  # seconds since the epoch, as time.time(): a tick is 2.4e-7 s
+    tick = math.ulp(t0)
+    rate = Rate(10_000)
+    while rate.take(t0):
+        pass
+    t1 = t0 + math.floor(0.9995 / (tick * rate.pps)) * tick  # 0.9995 of a token refilled
+    short = 1.0 - (t1 - t0) * rate.pps
+    assert short > 0 and t1 + short / rate.pps == t1  # due within a tick: the case
+    assert not rate.take(t1)
+    ready = rate.ready_at(t1)
+    assert ready > t1
+    assert rate.take(ready)
 
 
 def test_shuffled_ttls_go_a_window_at_a_time_in_a_random_order() -> None:

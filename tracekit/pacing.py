@@ -10,6 +10,8 @@ from the answers, not per TTL: with load balancing one TTL can be several router
 
 from __future__ import annotations
 
+import math
+
 #: Seconds between two probes to a router that withholds answers: Linux's default budget.
 SPACING = 1.0
 #: Timer jitter, in seconds, allowed for when telling a probe was within a router's budget.
@@ -105,6 +107,11 @@ class Rate:
         return True
 
     def ready_at(self, now: float) -> float:
-        """When the next probe may go."""
+        """When the next probe may go: ``now`` exactly when :meth:`take` would give a token
+        now, else later. (A token a hair short is due less than a clock tick ahead, which
+        rounds to ``now`` on an epoch clock: a caller serving probes while ``ready_at(now) <=
+        now`` would then spin forever.)"""
         self._refill(now)
-        return now if self._tokens >= _ONE else now + (1.0 - self._tokens) / self.pps
+        if self._tokens >= _ONE:
+            return now
+        return max(now + (1.0 - self._tokens) / self.pps, math.nextafter(now, math.inf))
