@@ -14,6 +14,7 @@ packages=(
   dnsmasq-base  # a DNS server (no service) for the tracekit-dns plugin's tests
   python3-venv  # python3 -m venv: a place for tox where pip may not install (below)
   tmux        # a real terminal for the live view's tests
+  time        # GNU time: a run's own peak memory (a child's wait4 figure counts its parent's)
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -326,6 +326,26 @@ def test_hundreds_of_targets_at_a_high_rate_are_all_exact(lab: Lab, tmp_path: Pa
         assert hop_addresses(report) == expected(lab, k, report["target"], version)
 
 
+def test_memory_stays_flat_however_many_targets(lab: Lab, tmp_path: Path) -> None:
+    """Nothing is held beyond the traces in flight: six times the targets, with as many in
+    flight (``--parallel``), peak at the same memory (GNU time reads the run's own peak)."""
+    peaks = []
+    for count in (400, 2400):
+        names = [target(OWNERS[i % 2], 1 + i, 6) for i in range(count)]  # /64s: room enough
+        listing = tmp_path / f"targets-{count}.txt"
+        listing.write_text("".join(f"{name}\n" for name in names))
+        report = tmp_path / f"rss-{count}"
+        tmp_path.chmod(0o755)
+        command = ["/usr/bin/time", "-f", "%M", "-o", str(report), sys.executable, "-m",
+                   "tracekit", "--targets", str(listing), "-n", "-q", "1", "--format",
+                   "jsonl", "--rate", "10000", "--parallel", "200"]  # fmt: skip
+        process = lab.exec("client", command, check=False, timeout=120)
+        assert process.returncode == 0, process.stderr
+        assert len(process.stdout.splitlines()) == count
+        peaks.append(int(report.read_text().split()[-1]) / 1024)
+    assert peaks[1] - peaks[0] < 6, f"peak RSS {peaks[0]:.1f} MiB, then {peaks[1]:.1f} MiB"
+
+
 #: A third party's output that can show one trace per stream only.
 ONE_TRACE_PLUGIN = """
 from tracekit import hookimpl

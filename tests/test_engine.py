@@ -236,6 +236,26 @@ def test_sequence_numbers_are_forgotten_once_rested() -> None:
     assert len(engine._resting) <= 3 * 20 + 16
 
 
+def test_a_closed_engine_is_freed_when_dropped_without_the_cyclic_collector() -> None:
+    """A run of many targets ends thousands of traces a second: each must be freed when it
+    is dropped, not when the cyclic collector next runs a full pass (they piled up)."""
+    import gc
+    import weakref
+
+    path = SimulatedPath(3)
+    strategy = Classic(Schedule())
+    engine = Engine(CountingMethod(path), strategy)
+    run(engine, path)
+    freed = [weakref.ref(engine), weakref.ref(strategy)]
+    engine.close()
+    gc.disable()
+    try:
+        del engine, strategy
+        assert [ref() for ref in freed] == [None, None]
+    finally:
+        gc.enable()
+
+
 def test_a_rate_spreads_the_probes_and_the_trace_stays_exact() -> None:
     from tracekit.pacing import Rate
 

@@ -121,6 +121,13 @@ class Engine:
         """End the run early (Ctrl-C): the strategy reports what it has and finishes."""
         self.strategy.stop(now)
 
+    def close(self) -> None:
+        """The trace is over and its events taken: break the engine-strategy reference
+        cycle, so that the trace is freed as soon as it is dropped. (The cyclic collector
+        frees it too, but late: a run of many targets ends thousands of traces a second,
+        and they piled up by the thousand, 130 MiB in a run of 10,000 targets.)"""
+        self.strategy.detach()
+
     # -- the strategy's side ----------------------------------------------------------------
 
     def send(self, ttl: int, flow: int, now: float, round: int = 0) -> Probe | None:

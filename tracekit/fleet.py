@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 #: Seconds the fleet waits at most for packets before it looks at its traces again.
 LONGEST_WAIT = 1.0
+#: Stale wake-ups the heap may hold beyond twice the traces in flight before it is compacted.
+STALE_SLACK = 256
 
 
 class Lane(Protocol):
@@ -95,8 +97,10 @@ class Fleet:
         self._heap: list[tuple[float, int, Lane]] = []
         self._wake: dict[Lane, float | None] = {}
         self._order = itertools.count()
-        #: Lanes that wanted to send when the rate had no token, in the order they asked.
+        #: Lanes that wanted to send when the rate had no token, in the order they asked
+        #: (each once: ``_starving``; entries of lanes that finished since are stale).
         self._starved: deque[Lane] = deque()
+        self._starving: set[Lane] = set()
         #: Packets that arrived for no trace in flight.
         self.strays = 0
 
@@ -132,7 +136,7 @@ class Fleet:
         timeout = LONGEST_WAIT
         if heap:
             timeout = min(timeout, max(0.0, heap[0][0] - self.clock()))
-        if self._starved and self.rate is not None:
+        if self._starving and self.rate is not None:
             timeout = min(timeout, max(0.0, self.rate.ready_at(now) - now))
         fed = self._receive(timeout)
         if fed:
@@ -187,10 +191,11 @@ class Fleet:
 
     def _serve_starved(self, now: float) -> None:
         """Poll the lanes that wait for the rate, in turn, while it has tokens."""
-        starved, rate = self._starved, self.rate
+        starved, starving, rate = self._starved, self._starving, self.rate
         while starved and (rate is None or rate.ready_at(now) <= now):
             lane = starved.popleft()
-            if lane in self._wake:
+            if lane in starving:
+                starving.discard(lane)
                 self._poll(lane, now)
 
     def _poll(self, lane: Lane, now: float) -> None:
@@ -212,12 +217,24 @@ class Fleet:
             return
         if engine.starved:
             self._wake[lane] = None
-            self._starved.append(lane)
+            if lane not in self._starving:  # else it keeps its place in the queue
+                self._starving.add(lane)
+                self._starved.append(lane)
             return
         wake = engine.wakeup()
         self._wake[lane] = wake
         if wake is not None:
-            heapq.heappush(self._heap, (wake, next(self._order), lane))
+            heap = self._heap
+            heapq.heappush(heap, (wake, next(self._order), lane))
+            if len(heap) > 2 * len(self._wake) + STALE_SLACK:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Drop the heap's stale entries: each keeps its trace alive until its time comes,
+        up to the longest wait: thousands of finished traces at thousands a second."""
+        wakes, heap = self._wake, self._heap
+        heap[:] = [entry for entry in heap if wakes.get(entry[2]) == entry[0]]
+        heapq.heapify(heap)  # in place: step() holds the list while it polls
 
     def _events(self, lane: Lane) -> None:
         for event in lane.engine.take_events():
@@ -225,6 +242,15 @@ class Fleet:
 
     def _remove(self, lane: Lane) -> None:
         self._wake.pop(lane, None)
+        starving, starved = self._starving, self._starved
+        if lane in starving:
+            starving.discard(lane)
+            if len(starved) > 2 * len(starving) + STALE_SLACK:
+                # The queue's stale entries keep finished traces alive: drop them (in
+                # place: _serve_starved holds the queue while it polls).
+                live = [waiting for waiting in starved if waiting in starving]
+                starved.clear()
+                starved.extend(live)
         lanes = self._by_destination.get(lane.packed_destination)
         if lanes is not None:
             lanes.remove(lane)

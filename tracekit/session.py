@@ -275,6 +275,7 @@ class _Tracing:
         elif isinstance(strategy, Rounds):
             trace.cycles, trace.interval = request.cycles, request.interval
         self.engine = engine = Engine(method, strategy, rate=setup.rate)
+        stack.callback(engine.close)
         self.run = _Run(self.pm, trace, outputs, strategy, setup.hooks(self.pm))
         _freeze_start_up()
         self.pm.hook.tracekit_trace_started(trace=trace)
@@ -671,6 +672,7 @@ class _Bulk:
                 out.add(buffer)
             if self.progress is not None:
                 self.progress.done(tracing.trace)
+            lane.release()
 
 
 class _Lane:
@@ -687,6 +689,12 @@ class _Lane:
         #: The trace's outputs, and the buffers they write into.
         self.sinks = sinks
         self.buffers = buffers
+
+    def release(self) -> None:
+        """The trace is written out: let go of all of it. (The fleet may still hold the lane
+        a while, in a stale entry of its queues; a whole trace each, tens of kilobytes,
+        they made a run of 10,000 targets peak at 128 MiB instead of 40.)"""
+        vars(self).clear()
 
     @property
     def packed_destination(self) -> bytes:

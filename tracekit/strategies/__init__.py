@@ -62,6 +62,10 @@ class Strategy(ABC):
     def attach(self, engine: Engine) -> None:
         self.engine = engine
 
+    def detach(self) -> None:
+        """Let go of the engine (:meth:`Engine.close`); the strategy is not polled again."""
+        self.__dict__.pop("engine", None)
+
     @abstractmethod
     def poll(self, now: float) -> None:
         """Give up overdue probes, send what is due, emit what is complete."""
