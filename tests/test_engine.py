@@ -246,7 +246,7 @@ def test_a_closed_engine_is_freed_when_dropped_without_the_cyclic_collector() ->
     strategy = Classic(Schedule())
     engine = Engine(CountingMethod(path), strategy)
     run(engine, path)
-    freed = [weakref.ref(engine), weakref.ref(strategy)]
+    freed: list[weakref.ref[object]] = [weakref.ref(engine), weakref.ref(strategy)]
     engine.close()
     gc.disable()
     try:
