@@ -4,10 +4,11 @@ On a namespace network (routers without ICMP rate limits):
 
 1. CPU per probe of ``tracekit SERVER -n -c COUNT -i INTERVAL --format json`` in the client's
    namespace: the child's user+sys CPU (``os.wait4``), minus that of a ``-c 1`` run (start-up),
-   divided by the probes sent (the hops' ``stats.sent``). Peak RSS of ``-c 1``, ``-c COUNT``
-   and ``-c LONG``: memory must not grow with rounds.
+   divided by the probes sent (the hops' ``stats.sent``). Peak RSS (read by GNU time) of
+   ``-c 1``, ``-c COUNT`` and ``-c LONG``: memory must not grow with rounds.
 2. ``mtr -n -r -c COUNT -i INTERVAL`` in the same network, measured the same way (its
-   ``mtr-packet`` helper included), and the ratios tracekit/mtr.
+   ``mtr-packet`` helper included), and the ratios tracekit/mtr; and the floors, a bare loop
+   sending the same packets and reading the answers, in Python and in C (``floor.c``).
 3. In-process micro-figures: microseconds per ``ProbeMethod.build``, per ``ProbeMethod.match``
    (an error quoting our probe, the destination's answer, an unrelated packet) for icmp, udp
    and tcp over IPv4 and IPv6, and per probe of ``Engine`` with the ``Rounds`` strategy.
@@ -147,11 +148,7 @@ def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:
     raise SystemExit(f"mtr refuses every interval: {usage.stderr.strip()}")
 
 
-#: The floor: what any tool pays per probe in this lab (sendto, the kernel forwarding through
-#: the routers' namespaces, which runs in the sender's context, the answers, recvmsg): a bare
-#: raw-socket loop sending the same packets as tracekit (built once per TTL by the same probe
-#: method: for TCP, the destination's SYN-ACK and the client kernel's RST included), with the
-#: same rounds and interval, waking once a round as tracekit's patient driver does.
+#: The start of both floors: the packets tracekit sends, one per TTL, built by its probe method.
 PACKETS = r"""
 import socket, struct, sys, time
 from tracekit.probes import ProbeContext
@@ -177,6 +174,11 @@ method.close()
 """
 )
 
+#: The floor: what any tool pays per probe in this lab (sendto, the kernel forwarding through
+#: the routers' namespaces, which runs in the sender's context, the answers, recvmsg): a bare
+#: raw-socket loop sending the same packets as tracekit (built once per TTL by the same probe
+#: method: for TCP, the destination's SYN-ACK and the client kernel's RST included), with the
+#: same rounds and interval, waking once a round as tracekit's patient driver does.
 FLOOR = (
     PACKETS
     + r"""
