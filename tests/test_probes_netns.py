@@ -107,7 +107,10 @@ def test_runs_at_once_use_their_own_source_ports(tracekit_lab: Lab) -> None:
         for probe, extra in [("udp", []), ("udp", ["--paris"]), ("tcp", []), ("tcp", [])]
     ]
     reports = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
-    assert len({r["probe"]["parameters"]["source_port"] for r in reports}) == 4
+    ports = [r["probe"]["parameters"]["source_port"] for r in reports]
+    # Per protocol: a UDP and a TCP run may get the same number (the kernel's port spaces
+    # are apart, and so are their answers); it happened once in CI.
+    assert ports[0] != ports[1] and ports[2] != ports[3], ports
     for report in reports:
         assert hop_addresses(report) == tracekit_lab.expected_hops()
         assert all(
