@@ -125,7 +125,7 @@ class Engine:
         """The trace is over and its events taken: break the engine-strategy reference
         cycle, so that the trace is freed as soon as it is dropped. (The cyclic collector
         frees it too, but late: a run of many targets ends thousands of traces a second,
-        and they piled up by the thousand, 130 MiB in a run of 10,000 targets.)"""
+        and they piled up by the thousand between its full passes.)"""
         self.strategy.detach()
 
     # -- the strategy's side ----------------------------------------------------------------

@@ -692,8 +692,8 @@ class _Lane:
 
     def release(self) -> None:
         """The trace is written out: let go of all of it. (The fleet may still hold the lane
-        a while, in a stale entry of its queues; a whole trace each, tens of kilobytes,
-        they made a run of 10,000 targets peak at 128 MiB instead of 40.)"""
+        a while, in a stale entry of its heap or queue: it must not hold a whole trace,
+        tens of kilobytes, for each.)"""
         vars(self).clear()
 
     @property
