@@ -30,15 +30,13 @@ import compileall
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import find_tool, machine_speed, peak_rss, peak_rss_command
+from peers import find_tool, machine_speed, measured
 from tracekit.testing import Lab
 
 #: The routers (1-based) that own a prefix of targets: several depths; 2 and 4 are silent.
@@ -65,31 +63,12 @@ def targets(count: int) -> list[tuple[str, int, int]]:
 
 
 def run(lab: Lab, args: list[str], stdin: str | None = None) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds (``os.wait4``: its own, with the children it waited for) and
-    peak RSS (KiB, read by GNU time: see :func:`peers.peak_rss_command`) of ``args`` run in
-    the lab's client; its standard output."""
-    with (
-        tempfile.TemporaryFile("w+") as out,
-        tempfile.TemporaryFile("w+") as err,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        report = str(Path(tmp) / "rss")
-        command = lab.command("client", peak_rss_command(args, report))
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True
-        )
-        assert process.stdin is not None
-        process.stdin.write(stdin or "")
-        process.stdin.close()
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if process.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(args[:6])}... failed: {err.read().strip()[:300]}")
-        return wall, usage.ru_utime + usage.ru_stime, peak_rss(report), out.read()
+    """Wall seconds, CPU seconds and peak RSS (KiB) of ``args`` run in the lab's client
+    (:func:`peers.measured`); its standard output."""
+    usage = measured(lab, args, stdin)
+    if usage.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(args[:6])}... failed: {usage.stderr.strip()[:300]}")
+    return usage.wall, usage.cpu, usage.maxrss_kib, usage.stdout
 
 
 def sent_packets(lab: Lab) -> int:

@@ -34,12 +34,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import find_tool, machine_speed, peak_rss, peak_rss_command
+from peers import Usage, find_tool, machine_speed, measured
 
 #: CPU per probe a continuous run may cost (the issue's target), in microseconds.
 TARGET_US = 100.0
@@ -52,48 +52,9 @@ MTR_METHODS = {"icmp": [], "udp": ["-u"], "tcp": ["-T", "-P", "80"]}
 ROOT = Path(tracekit.__file__).resolve().parent.parent
 
 
-@dataclass
-class Usage:
-    """What one child process cost."""
-
-    cpu: float
-    user: float
-    sys: float
-    maxrss_kib: int
-    wall: float
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def run_child(lab: Any, args: list[str]) -> Usage:
-    """Run ``args`` in the lab's client and return what it cost: its own CPU (``os.wait4``:
-    this child and the children it waited for, nothing else this script started) and its peak
-    RSS (read by GNU time: see :func:`peers.peak_rss_command`)."""
-    with (
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        report = str(Path(tmp) / "rss")
-        command = lab.command("client", peak_rss_command(args, report))
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Usage(
-            cpu=usage.ru_utime + usage.ru_stime,
-            user=usage.ru_utime,
-            sys=usage.ru_stime,
-            maxrss_kib=peak_rss(report),
-            wall=wall,
-            returncode=process.returncode,
-            stdout=out.read().decode(errors="replace"),
-            stderr=err.read().decode(errors="replace"),
-        )
+    """:func:`peers.measured`, from the directory of the tracekit this script imports."""
+    return measured(lab, args, cwd=ROOT)
 
 
 # -- tracekit and mtr in the lab ---------------------------------------------------------------
@@ -234,13 +195,17 @@ def _floor_args(lab: Any, probe: str, version: int, hops: int, count: int,
             str(hops), str(count), interval]  # fmt: skip
 
 
+#: Where the floor in C is built; removed when the script ends.
+_BUILD = tempfile.TemporaryDirectory(prefix="tracekit-floor-")
+
+
 @functools.cache
 def c_floor_binary() -> str | None:
     """``benchmarks/floor.c`` compiled with the system's C compiler, or None without one."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         return None
-    binary = Path(tempfile.mkdtemp(prefix="tracekit-floor-")) / "floor"
+    binary = Path(_BUILD.name) / "floor"
     source = Path(__file__).with_name("floor.c")
     done = subprocess.run([compiler, "-O2", "-o", str(binary), str(source)],
                           capture_output=True, text=True)  # fmt: skip

@@ -8,14 +8,11 @@
    Prints "SENT RECEIVED". The same loop as the Python floor (FLOOR in continuous.py). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 static double now(void) {
     struct timespec t;

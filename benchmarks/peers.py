@@ -6,7 +6,12 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 import timeit
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 def machine_speed() -> float:
@@ -62,3 +67,49 @@ def peak_rss(report: str) -> int:
     time notes a non-zero exit status)."""
     with open(report) as lines:
         return int(lines.read().split()[-1])
+
+
+@dataclass
+class Usage:
+    """What one child process cost."""
+
+    cpu: float
+    user: float
+    sys: float
+    maxrss_kib: int
+    wall: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def measured(lab: Any, args: list[str], stdin: str | None = None, cwd: Path | None = None) -> Usage:
+    """Run ``args`` in the lab's client and return what it cost: its own CPU (``os.wait4``:
+    this child and the children it waited for, nothing else the benchmark started), its
+    wall time and its peak RSS (read by GNU time: see :func:`peak_rss_command`)."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = str(Path(tmp) / "rss")
+        command = lab.command("client", peak_rss_command(args, report))
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=cwd)
+        assert process.stdin is not None
+        process.stdin.write((stdin or "").encode())
+        process.stdin.close()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        return Usage(
+            cpu=usage.ru_utime + usage.ru_stime,
+            user=usage.ru_utime,
+            sys=usage.ru_stime,
+            maxrss_kib=peak_rss(report),
+            wall=wall,
+            returncode=os.waitstatus_to_exitcode(status),
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
