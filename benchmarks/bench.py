@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import machine_speed
+from peers import machine_speed, speed_line
 from tracekit.testing import Lab
 
 PROBES = {"icmp": "-I", "udp": "-U", "tcp": "-T"}
@@ -151,8 +151,7 @@ def main() -> int:
         print("median wall times; (trace) is tracekit's own started..finished time;")
         print("ratio-startup subtracts Python's start-up (python -c pass) from tracekit's time;")
         print("trace/traceroute compares tracekit's trace alone with traceroute's whole run.")
-        print(f"machine: sum(range(1000)) takes {result['machine_speed_us']:.1f} µs (about 10 on "
-              "typical hardware: start-up times scale with it)")  # fmt: skip
+        print(speed_line(result["machine_speed_us"]))
     wrong = [w for row in rows for w in row["wrong"]]
     for line in wrong:
         print(f"WRONG HOPS: {line}", file=sys.stderr)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import find_tool, machine_speed, measured
+from peers import find_tool, machine_speed, measured, speed_line
 from tracekit.testing import Lab
 
 #: The routers (1-based) that own a prefix of targets: several depths; 2 and 4 are silent.
@@ -203,8 +203,7 @@ def main() -> int:
               f"{result['tracekit_cpu_us_per_probe']:.0f} µs CPU a probe sent, "
               f"peak RSS {result['tracekit_peak_rss_mib']:.0f} MiB, exact traces per run "
               f"{exact} of {len(known)}")  # fmt: skip
-        print(f"machine: sum(range(1000)) takes {result['machine_speed_us']:.1f} µs (about 10 on "
-              "typical hardware: CPU figures scale with it)")  # fmt: skip
+        print(speed_line(result["machine_speed_us"]))
         for line in result["notes"]:
             print(f"note: {line}")
         for line in wrong[:10]:

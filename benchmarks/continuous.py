@@ -9,6 +9,8 @@ On a namespace network (routers without ICMP rate limits):
 2. ``mtr -n -r -c COUNT -i INTERVAL`` in the same network, measured the same way (its
    ``mtr-packet`` helper included), and the ratios tracekit/mtr; and the floors, a bare loop
    sending the same packets and reading the answers, in Python and in C (``floor.c``).
+   Each of them again with one probe a round (``-f``, the destination's TTL): the CPU of a
+   round with every hop and with one probe, which is mostly the cost of waking up.
 3. In-process micro-figures: microseconds per ``ProbeMethod.build``, per ``ProbeMethod.match``
    (an error quoting our probe, the destination's answer, an unrelated packet) for icmp, udp
    and tcp over IPv4 and IPv6, and per probe of ``Engine`` with the ``Rounds`` strategy.
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import tracekit
-from peers import Usage, find_tool, machine_speed, measured
+from peers import Usage, find_tool, machine_speed, measured, speed_line
 
 #: CPU per probe a continuous run may cost (the issue's target), in microseconds.
 TARGET_US = 100.0
@@ -61,10 +63,10 @@ def run_child(lab: Any, args: list[str]) -> Usage:
 
 
 def tracekit_run(
-    lab: Any, server: str, version: int, probe: str, count: int, interval: str
+    lab: Any, server: str, version: int, probe: str, count: int, interval: str, first: int = 1
 ) -> tuple[Usage, int, int, int]:
     command = [sys.executable, "-m", "tracekit", server, f"-{version}", "--probe", probe, "-n",
-               "-c", str(count), "-i", interval, "--format", "json"]  # fmt: skip
+               "-f", str(first), "-c", str(count), "-i", interval, "--format", "json"]  # fmt: skip
     usage = run_child(lab, command)
     if usage.returncode != 0:
         raise SystemExit(f"tracekit -c {count} failed ({usage.returncode}): {usage.stderr}")
@@ -79,10 +81,10 @@ MTR_HOP = re.compile(r"^\s*\d+\.\|--\s+(\S+)\s+([\d.]+)%\s+(\d+)")
 
 
 def mtr_run(
-    lab: Any, server: str, version: int, probe: str, count: int, interval: str
+    lab: Any, server: str, version: int, probe: str, count: int, interval: str, first: int = 1
 ) -> tuple[Usage, int | None, int | None, int]:
-    command = ["mtr", "-n", "-r", f"-{version}", *MTR_METHODS[probe], "-c", str(count),
-               "-i", interval, server]  # fmt: skip
+    command = ["mtr", "-n", "-r", f"-{version}", *MTR_METHODS[probe], "-f", str(first),
+               "-c", str(count), "-i", interval, server]  # fmt: skip
     usage = run_child(lab, command)
     hops = [h for line in usage.stdout.splitlines() if (h := MTR_HOP.match(line))]
     if usage.returncode != 0 or not hops:
@@ -109,7 +111,8 @@ def accepted_interval(lab: Any, server: str, wanted: str) -> tuple[str, str]:
     raise SystemExit(f"mtr refuses every interval: {usage.stderr.strip()}")
 
 
-#: The start of both floors: the packets tracekit sends, one per TTL, built by its probe method.
+#: The start of both floors: the packets tracekit sends, one per TTL from the first to the
+#: destination's, built by its probe method.
 PACKETS = r"""
 import socket, struct, sys, time
 from tracekit.probes import ProbeContext
@@ -117,19 +120,20 @@ from tracekit.probes.icmp import IcmpEcho
 from tracekit.probes.tcp import TcpSyn
 from tracekit.probes.udp import UdpProbe
 
-probe, version, src, dst, hops, count, interval = sys.argv[1:8]
+probe, version, src, dst, hops, count, interval, first = sys.argv[1:9]
 version, hops, count, interval = int(version), int(hops), int(count), float(interval)
 family = socket.AF_INET if version == 4 else socket.AF_INET6
 cls = {"icmp": IcmpEcho, "udp": UdpProbe, "tcp": TcpSyn}[probe]
 method = cls(ProbeContext(version, src, dst, {}))
-packets = [method.build(ttl, 0, ttl) for ttl in range(1, hops + 1)]
+packets = [method.build(ttl, 0, ttl) for ttl in range(int(first), hops + 1)]
+hops = len(packets)
 """
 
-#: Writes the packets to the file named by the 8th argument, for the floor in C.
+#: Writes the packets to the file named by the 9th argument, for the floor in C.
 WRITE = (
     PACKETS
     + r"""
-with open(sys.argv[8], "wb") as out:
+with open(sys.argv[9], "wb") as out:
     out.write(b"".join(struct.pack("=H", len(p)) + p for p in packets))
 method.close()
 """
@@ -178,11 +182,10 @@ print(sent, received)
 
 
 def floor_run(
-    lab: Any, probe: str, version: int, hops: int, count: int, interval: str
+    lab: Any, probe: str, version: int, hops: int, count: int, interval: str, first: int = 1
 ) -> tuple[Usage, int, int]:
-    usage = run_child(
-        lab, [sys.executable, "-c", FLOOR, *_floor_args(lab, probe, version, hops, count, interval)]
-    )
+    args = _floor_args(lab, probe, version, hops, count, interval, first)
+    usage = run_child(lab, [sys.executable, "-c", FLOOR, *args])
     if usage.returncode != 0:
         raise SystemExit(f"the raw-socket loop failed: {usage.stderr}")
     sent, received = map(int, usage.stdout.split())
@@ -190,9 +193,9 @@ def floor_run(
 
 
 def _floor_args(lab: Any, probe: str, version: int, hops: int, count: int,
-                interval: str) -> list[str]:  # fmt: skip
+                interval: str, first: int) -> list[str]:  # fmt: skip
     return [probe, str(version), lab.address("client", version), lab.address("server", version),
-            str(hops), str(count), interval]  # fmt: skip
+            str(hops), str(count), interval, str(first)]  # fmt: skip
 
 
 #: Where the floor in C is built; removed when the script ends.
@@ -215,10 +218,17 @@ def c_floor_binary() -> str | None:
 
 
 def c_floor_run(
-    lab: Any, binary: str, probe: str, version: int, hops: int, count: int, interval: str
+    lab: Any,
+    binary: str,
+    probe: str,
+    version: int,
+    hops: int,
+    count: int,
+    interval: str,
+    first: int = 1,
 ) -> tuple[Usage, int, int]:
     """The same loop as :data:`FLOOR`, in C: what the kernel costs a probe, with no Python."""
-    args = _floor_args(lab, probe, version, hops, count, interval)
+    args = _floor_args(lab, probe, version, hops, count, interval, first)
     with tempfile.TemporaryDirectory() as tmp:
         packets = str(Path(tmp) / "packets")
         wrote = run_child(lab, [sys.executable, "-c", WRITE, *args, packets])
@@ -263,7 +273,7 @@ def continuous(args: argparse.Namespace) -> dict[str, Any]:
 def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr: str | None,
             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     keys = ("base", "count", "mid", "long", "mtr", "mtr_base", "floor", "floor_base", "c_floor",
-            "c_floor_base")  # fmt: skip
+            "c_floor_base", "count_one", "mtr_one", "floor_one", "c_floor_one")  # fmt: skip
     samples: dict[str, list[Any]] = {k: [] for k in keys}
     floor = not args.no_floor
     binary = c_floor_binary() if floor else None
@@ -284,6 +294,23 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
                 samples["c_floor"].append(
                     c_floor_run(lab, binary, probe, version, hops, args.count, interval)
                 )
+        if not args.no_wakeups:  # the same runs with one probe a round: the destination's TTL
+            last = samples["count"][-1][3]
+            samples["count_one"].append(
+                tracekit_run(lab, server, version, probe, args.count, interval, last)
+            )
+            if mtr is not None:
+                samples["mtr_one"].append(
+                    mtr_run(lab, server, version, probe, args.count, interval, last)
+                )
+            if floor:
+                samples["floor_one"].append(
+                    floor_run(lab, probe, version, last, args.count, interval, last)
+                )
+                if binary is not None:
+                    samples["c_floor_one"].append(
+                        c_floor_run(lab, binary, probe, version, last, args.count, interval, last)
+                    )
     if args.long:
         samples["mid"].append(tracekit_run(lab, server, version, probe, args.long // 2, interval))
         samples["long"].append(tracekit_run(lab, server, version, probe, args.long, interval))
@@ -351,7 +378,34 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
     if samples["c_floor"]:
         row["c_floor"] = summary(samples["c_floor"], samples["c_floor_base"])
         tk["us_above_c_floor"] = tk["us_per_probe"] - row["c_floor"]["us_per_probe"]
+    if samples["count_one"]:
+        row["rounds"] = {}
+        tools = ("tracekit", "mtr", "floor", "c_floor")
+        for tool, every, base in zip(
+            tools, ("count", *tools[1:]), ("base", *(f"{t}_base" for t in tools[1:])), strict=True
+        ):
+            if samples[f"{every}_one"] and (tool != "mtr" or "mtr" in row):
+                row["rounds"][tool] = per_round(
+                    samples[every], samples[f"{every}_one"], samples[base], args.count
+                )
     return row
+
+
+def per_round(every: list[Any], one: list[Any], bases: list[Any], count: int) -> dict[str, Any]:
+    """Microseconds of CPU a round costs with every hop probed and with one probe (the
+    destination's TTL), start-up (a ``-c 1`` run with every hop) taken off; and what each
+    probe after the first adds. A round with one probe is mostly the cost of waking up."""
+
+    def cost(runs: list[Any]) -> float:
+        return statistics.median(
+            float(run[0].cpu - base[0].cpu) / (count - 1) * 1e6
+            for run, base in zip(runs, bases, strict=True)
+        )
+
+    hops = every[0][1] // count  # probes a round (a run of COUNT rounds sent every[0][1])
+    all_us, one_us = cost(every), cost(one)
+    return {"hops": hops, "every_us": all_us, "one_us": one_us,
+            "further_us": (all_us - one_us) / max(1, hops - 1)}  # fmt: skip
 
 
 # -- the hot path, in-process ------------------------------------------------------------------
@@ -567,6 +621,7 @@ def print_continuous(result: dict[str, Any], c: dict[str, Any]) -> None:
     print("floor: a bare raw-socket loop in Python, the same probes and rounds; floor C: the")
     print("same loop in C (benchmarks/floor.c), the kernel's cost alone, what any tool pays;")
     print("RSS: peak resident size (mtr: the larger of mtr and its mtr-packet helper).")
+    print_rounds(c["rows"])
     for row in c["rows"]:
         tk = row["tracekit"]
         name = f"{row['probe']} IPv{row['ip_version']}"
@@ -597,6 +652,25 @@ def print_continuous(result: dict[str, Any], c: dict[str, Any]) -> None:
             print(f"{name}: mtr failed: {row['mtr_error']}")
 
 
+def print_rounds(rows: list[dict[str, Any]]) -> None:
+    """The cost of a round with every hop and with one probe (``--no-wakeups`` skips it)."""
+    lines = []
+    for row in rows:
+        for tool, label in (("tracekit", "tracekit"), ("mtr", "mtr"), ("floor", "floor"),
+                            ("c_floor", "floor C")):  # fmt: skip
+            r = row.get("rounds", {}).get(tool)
+            if r is not None:
+                lines.append([label, f"{row['probe']} v{row['ip_version']}", str(r["hops"]),
+                              f"{r['every_us']:.0f}", f"{r['one_us']:.0f}",
+                              f"{r['further_us']:.1f}"])  # fmt: skip
+    if not lines:
+        return
+    print("CPU per round (us), start-up taken off: with every hop probed, with one probe (the")
+    print("destination's TTL, -f), and what each further probe adds; a round of one probe is")
+    print("mostly what waking up costs (after a sleep, caches and TLBs are cold):")
+    _table(["tool", "probe", "hops", "every hop", "one probe", "each further"], lines)
+
+
 def print_micro(m: dict[str, Any]) -> None:
     print("hot path, in-process (microseconds per call, best of 5 batches):")
     header = ["probe", "build", "match:error", "answer", "unrelated", "parse:error", "answer",
@@ -617,10 +691,11 @@ def print_micro(m: dict[str, Any]) -> None:
 
 def print_table(result: dict[str, Any]) -> None:
     before, after = (result[f"load_average_{k}"][0] for k in ("before", "after"))
-    print(f"Python {result['python']}, {result['cpus']} CPUs, load average {before:.2f} "
-          f"before, {after:.2f} after (other work on the machine skews the figures); "
-          f"sum(range(1000)) takes {result['machine_speed_us']:.1f} us (about 10 on typical "
-          "hardware: CPU figures scale with it)")  # fmt: skip
+    print(
+        f"Python {result['python']}, {result['cpus']} CPUs, load average {before:.2f} "
+        f"before, {after:.2f} after (other work on the machine skews the figures)"
+    )
+    print(speed_line(result["machine_speed_us"]))
     if "continuous" in result:
         print_continuous(result, result["continuous"])
     if "micro" in result:
@@ -642,6 +717,8 @@ def main() -> int:
     parser.add_argument("--versions", type=int, nargs="*", default=[4], choices=[4, 6])
     parser.add_argument("--no-mtr", action="store_true", help="do not run mtr")
     parser.add_argument("--no-floor", action="store_true", help="skip the raw-socket loop")
+    parser.add_argument("--no-wakeups", action="store_true", help="skip the runs of one probe "
+                        "a round (the cost of a round apart from its probes)")  # fmt: skip
     parser.add_argument("--no-install", action="store_true", help="do not apt-get mtr-tiny")
     parser.add_argument("--micro-only", action="store_true", help="only the in-process figures")
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process figures")
