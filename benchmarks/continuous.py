@@ -380,10 +380,13 @@ def measure(lab: Any, server: str, version: int, probe: str, interval: str, mtr:
         tk["us_above_c_floor"] = tk["us_per_probe"] - row["c_floor"]["us_per_probe"]
     if samples["count_one"]:
         row["rounds"] = {}
-        tools = ("tracekit", "mtr", "floor", "c_floor")
-        for tool, every, base in zip(
-            tools, ("count", *tools[1:]), ("base", *(f"{t}_base" for t in tools[1:])), strict=True
-        ):
+        tools = [
+            ("tracekit", "count", "base"),
+            ("mtr", "mtr", "mtr_base"),
+            ("floor", "floor", "floor_base"),
+            ("c_floor", "c_floor", "c_floor_base"),
+        ]
+        for tool, every, base in tools:
             if samples[f"{every}_one"] and (tool != "mtr" or "mtr" in row):
                 row["rounds"][tool] = per_round(
                     samples[every], samples[f"{every}_one"], samples[base], args.count
